@@ -1,0 +1,109 @@
+/** The supervisor's public shapes: what the admin API, the CLI and embedders see. */
+
+import type { ErrorKind } from '../protocol/errors.js';
+
+/** Phases of one handoff, in order; `rollback` is entered from any phase before `committed`. */
+export const HANDOFF_PHASES = ['spawn', 'hello', 'drain', 'seal', 'begin', 'commit', 'rollback', 'done'] as const;
+export type HandoffPhase = (typeof HANDOFF_PHASES)[number];
+
+export type HandoffOutcome = 'committed' | 'aborted' | 'interrupted';
+
+/** One listening socket S holds for its whole life. */
+export interface ListenerInfo {
+  name: string;
+  /** `tcp://HOST:PORT` (the real port when 0 was asked) or `unix:/PATH`, or `fd:N` when inherited from systemd without an address. */
+  address: string;
+}
+
+export interface UpgradeRequest {
+  /** Another command for the successor; must be in the allowlist when it differs from the configured one. */
+  command?: string;
+  args?: string[];
+  deadlineMs?: number;
+  drainGraceMs?: number;
+}
+
+/** A progress event of the in-flight handoff, streamed to whoever asked for it. */
+export interface HandoffEvent {
+  handoff_id: string;
+  /** The phase entered (or `done` with the outcome). */
+  phase: HandoffPhase;
+  /** Wall-clock ISO time. */
+  at: string;
+  /** Milliseconds since the handoff started. */
+  elapsed_ms: number;
+  /** Duration of the phase just left, when one was left. */
+  previous?: { phase: HandoffPhase; ms: number };
+  /** SealProgress, relayed. */
+  progress?: { shards_sealed: number; shards_total: number; last_revision: string };
+  /** On `done`. */
+  outcome?: HandoffOutcome;
+  reason?: string;
+  detail?: string;
+}
+
+export interface HandoffRecord {
+  handoff_id: string;
+  outcome: HandoffOutcome;
+  /** `<kind>: <detail>` for aborted and interrupted handoffs. */
+  reason?: string;
+  reason_kind?: ErrorKind;
+  started_at: string;
+  ended_at: string;
+  incumbent_pid: number | null;
+  successor_pid: number | null;
+  command: string[];
+  /** Milliseconds spent in each phase, in the order entered. */
+  phases: Array<{ phase: HandoffPhase; ms: number }>;
+  total_ms: number;
+  /** True when the incumbent died mid-handoff and S rolled forward (the revision check was skipped). */
+  rolled_forward: boolean;
+  revisions_checked: boolean;
+}
+
+export interface IncumbentInfo {
+  pid: number;
+  build_id: string;
+  started_at: string;
+  uptime_ms: number;
+}
+
+export interface SupervisorStatus {
+  pid: number;
+  state: SupervisorState;
+  incumbent: IncumbentInfo | null;
+  listeners: ListenerInfo[];
+  inflight: { handoff_id: string; phase: HandoffPhase; started_at: string; successor_pid: number | null; elapsed_ms: number } | null;
+  last: HandoffRecord | null;
+  incumbent_restarts: number;
+  /** Set when S started and found a journaled handoff that a previous S never finished. */
+  recovered: HandoffRecord | null;
+}
+
+/** S's own lifecycle, apart from any handoff. */
+export type SupervisorState = 'starting' | 'serving' | 'handoff' | 'restarting' | 'stopping' | 'stopped';
+
+/** Counters for /metrics. */
+export interface SupervisorMetrics {
+  handoffs: Record<HandoffOutcome, number>;
+  /** Observations per phase, in ms, for histograms. */
+  phaseDurations: Array<{ phase: HandoffPhase; ms: number }>;
+  incumbentRestarts: number;
+  phase: HandoffPhase | null;
+}
+
+/** What the admin API and the CLI need from a running supervisor. */
+export interface SupervisorApi {
+  status(): SupervisorStatus;
+  history(limit?: number): HandoffRecord[];
+  metrics(): SupervisorMetrics;
+  /**
+   * Starts a handoff and resolves with its record when it ends (committed or aborted).
+   * Rejects at once with a ProtocolError of kind `handoff_in_progress` while one is in flight.
+   */
+  upgrade(req: UpgradeRequest, onEvent?: (e: HandoffEvent) => void): Promise<HandoffRecord>;
+  /** Aborts the in-flight handoff (`operator_abort`); false when none is in flight or it is past the point of no return. */
+  abort(reason: string): boolean;
+  /** Stops: the incumbent drains and exits within its grace, then S is done. */
+  stop(): Promise<void>;
+}
