@@ -107,3 +107,53 @@ export interface SupervisorApi {
   /** Stops: the incumbent drains and exits within its grace, then S is done. */
   stop(): Promise<void>;
 }
+
+/** Everything `handoff run` configures. Durations are in milliseconds. */
+export interface SupervisorOptions {
+  command: string;
+  args: string[];
+  /** `NAME=tcp://HOST:PORT` or `NAME=unix:/PATH`; empty means: take LISTEN_FDS from systemd, if any. */
+  listen: string[];
+  /** The data-dir lock S arbitrates (a proper-lockfile directory); passed to children as HANDOFF_LOCK_PATH. */
+  lockPath?: string;
+  /** Where the history and the in-flight journal live. */
+  stateDir: string;
+  cwd?: string;
+  /** The environment children inherit (S adds the contract variables). Defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+  helloTimeoutMs: number;
+  drainGraceMs: number;
+  deadlineMs: number;
+  exitTimeoutMs: number;
+  killAfterMs: number;
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
+  restartInitialMs: number;
+  restartMaxMs: number;
+  /** Canonical paths a handoff request may name as another command. */
+  allowExec: string[];
+}
+
+export const DEFAULT_OPTIONS = {
+  helloTimeoutMs: 5_000,
+  drainGraceMs: 25_000,
+  deadlineMs: 60_000,
+  exitTimeoutMs: 10_000,
+  killAfterMs: 5_000,
+  heartbeatMs: 1_000,
+  heartbeatTimeoutMs: 5_000,
+  restartInitialMs: 250,
+  restartMaxMs: 30_000,
+} as const satisfies Partial<SupervisorOptions>;
+
+/** Events a Supervisor emits, for the CLI glue (sd_notify, logs) and embedders. */
+export interface SupervisorEvents {
+  /** The first incumbent serves (said Hello). */
+  ready: [IncumbentInfo];
+  /** A progress event of the in-flight handoff; `phase: 'spawn'` starts one, `phase: 'done'` ends it. */
+  handoff: [HandoffEvent];
+  /** A cold start after the incumbent died. */
+  restart: [{ attempt: number; delayMs: number; reason: string }];
+  stopping: [];
+  stopped: [];
+}
