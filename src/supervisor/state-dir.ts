@@ -1,0 +1,144 @@
+/**
+ * S's state directory: an append-only history (`history.jsonl`, one record a line, fsynced), the
+ * journal of the in-flight handoff (`inflight.json`, replaced by write-temp, fsync, rename), and a
+ * pid file that keeps a second supervisor out.
+ */
+
+import fs from 'node:fs';
+import path from 'node:path';
+import type { HandoffPhase, HandoffRecord } from './types.js';
+
+export interface Journal {
+  handoff_id: string;
+  phase: HandoffPhase;
+  incumbent_pid: number | null;
+  successor_pid: number | null;
+  started_at: string;
+  command: string[];
+  supervisor_pid: number;
+}
+
+export class StateDirBusyError extends Error {
+  override name = 'StateDirBusyError';
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export class StateDir {
+  readonly historyPath: string;
+  readonly journalPath: string;
+  readonly pidPath: string;
+  private claimed = false;
+
+  constructor(readonly dir: string) {
+    this.historyPath = path.join(dir, 'history.jsonl');
+    this.journalPath = path.join(dir, 'inflight.json');
+    this.pidPath = path.join(dir, 'supervisor.pid');
+  }
+
+  /** Takes the directory for this process; refuses while another live supervisor holds it. */
+  claim(): void {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = fs.openSync(this.pidPath, 'wx', 0o600);
+        fs.writeSync(fd, `${process.pid}\n`);
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+        this.claimed = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const other = Number.parseInt(fs.readFileSync(this.pidPath, 'utf8'), 10);
+      if (Number.isInteger(other) && other > 0 && other !== process.pid && pidAlive(other)) {
+        throw new StateDirBusyError(`state dir ${this.dir} is in use by supervisor pid ${other}`);
+      }
+      // A dead supervisor's pid file: take it over.
+      fs.rmSync(this.pidPath, { force: true });
+    }
+    throw new StateDirBusyError(`could not claim state dir ${this.dir}`);
+  }
+
+  release(): void {
+    if (!this.claimed) return;
+    this.claimed = false;
+    try {
+      const pid = Number.parseInt(fs.readFileSync(this.pidPath, 'utf8'), 10);
+      if (pid === process.pid) fs.rmSync(this.pidPath, { force: true });
+    } catch {
+      // Nothing to release.
+    }
+  }
+
+  append(record: HandoffRecord): void {
+    const fd = fs.openSync(this.historyPath, 'a', 0o600);
+    try {
+      fs.writeSync(fd, `${JSON.stringify(record)}\n`);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** The newest `limit` records, oldest first; a torn last line (crash mid-append) is skipped. */
+  history(limit = Infinity): HandoffRecord[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.historyPath, 'utf8');
+    } catch {
+      return [];
+    }
+    const out: HandoffRecord[] = [];
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        out.push(JSON.parse(line) as HandoffRecord);
+      } catch {
+        // A torn line from a crash mid-append; the rest of the history stands.
+      }
+    }
+    return limit >= out.length ? out : out.slice(out.length - limit);
+  }
+
+  writeJournal(j: Journal): void {
+    const tmp = `${this.journalPath}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(j));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, this.journalPath);
+    fsyncDir(this.dir);
+  }
+
+  readJournal(): Journal | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(this.journalPath, 'utf8')) as Journal;
+    } catch {
+      return undefined;
+    }
+  }
+
+  clearJournal(): void {
+    fs.rmSync(this.journalPath, { force: true });
+  }
+}
