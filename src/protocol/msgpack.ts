@@ -210,7 +210,8 @@ export class Writer {
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
-const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: true keeps a leading U+FEFF in the string; the default would silently drop it.
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Decodes exactly one value that must span the whole input; copies every bin out of the input. */
 export function decodeOne(input: Uint8Array): MpValue {
@@ -253,7 +254,9 @@ class Reader {
 
   private bytes(n: number): Uint8Array {
     this.need(n);
-    const out = this.b.slice(this.pos, this.pos + n);
+    // A real copy: on a Buffer input, slice() would return a view that aliases (and pins) the input.
+    const out = new Uint8Array(n);
+    out.set(this.b.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
   }
