@@ -113,7 +113,8 @@ export class FrameDecoder {
   end(): void {
     if (this.failed) return;
     if (this.hdrFill > 0 || this.body !== undefined) {
-      const have = this.hdrFill + this.bodyFill;
+      // The length field counts once the body is allocated (hdrFill is then 0); bodyFill is stale otherwise.
+      const have = this.body !== undefined ? 4 + this.bodyFill : this.hdrFill;
       this.hdrFill = 0;
       this.body = undefined;
       throw new ProtocolError('frame_malformed', `stream ended inside a frame (${have} byte(s) of it received)`);
