@@ -1,0 +1,186 @@
+/**
+ * Every row of the failure table, with real processes: who serves afterwards, who holds the lock,
+ * the recorded outcome, and that no child is left unreaped.
+ */
+
+import t, { type Test } from 'tap';
+import path from 'node:path';
+import { checkLockTrace } from '../../src/service/lock.js';
+import type { Supervisor } from '../../src/supervisor/supervisor.js';
+import { childPids, cleanup, info, isAlive, lockAcquirers, lockHolder, makeEnv, phaseEntered, portOf, readTrace, request, serving, startSupervisor, upgrade, ROOT, type Env } from './harness.js';
+
+const RAW_PEER = path.join(ROOT, 'test/supervisor/fixtures/raw-peer.mjs');
+
+interface Ctx {
+  env: Env;
+  s: Supervisor;
+  port: number;
+  oPid: number;
+}
+
+async function setup(t: Test, over: Parameters<typeof startSupervisor>[1] = {}, oFault: string[] = []): Promise<Ctx> {
+  const env = makeEnv();
+  const s = await startSupervisor(env, over, oFault);
+  t.teardown(async () => {
+    await s.stop();
+    cleanup(env);
+  });
+  const port = portOf(s);
+  const put = await request(port, 'PUT', '/kv/before', 'v-before');
+  t.equal(put.status < 300, true, 'a write before the handoff is acknowledged');
+  const { pid } = await info(port);
+  return { env, s, port, oPid: pid };
+}
+
+/** After a rollback: O serves with its lock, the write survived, nothing else runs, no overlap. */
+async function assertRolledBack(t: Test, c: Ctx, nPid: number | null): Promise<void> {
+  await serving(c.s);
+  t.equal((await info(c.port)).pid, c.oPid, 'the incumbent still serves');
+  t.equal((await request(c.port, 'GET', '/kv/before')).body, 'v-before', 'the acknowledged write is readable');
+  t.equal((await request(c.port, 'PUT', '/kv/after', 'v-after')).status < 300, true, 'the incumbent accepts writes again');
+  t.same(childPids(), [c.oPid], 'no child left but the incumbent');
+  if (nPid) t.notOk(isAlive(nPid), 'the successor was reaped');
+  t.equal(lockHolder(c.env), c.oPid, 'the incumbent holds the lock');
+  t.same(checkLockTrace(readTrace(c.env)), [], 'the lock was never held by two processes');
+}
+
+async function assertRolledForward(t: Test, c: Ctx, nPid: number): Promise<void> {
+  await serving(c.s);
+  t.equal((await info(c.port)).pid, nPid, 'the successor serves');
+  t.equal((await request(c.port, 'GET', '/kv/before')).body, 'v-before', 'the acknowledged write is readable');
+  t.same(childPids(), [nPid], 'the incumbent was reaped');
+  t.notOk(isAlive(c.oPid), 'the incumbent is gone');
+  t.equal(lockHolder(c.env), nPid, 'the successor holds the lock');
+  t.same(checkLockTrace(readTrace(c.env)), [], 'the lock was never held by two processes');
+}
+
+t.test('before Begin', async (t) => {
+  for (const [name, cmd, kind] of [
+    ['N crashes before Hello', ['--fault', 'crash-before-hello'], 'successor_failed'],
+    ['N sends Hello with a pid that is not its own', null, 'pid_mismatch'],
+    ['N says Abort before Begin', null, 'successor_failed'],
+    ['N sends a malformed frame', null, 'malformed_message'],
+    ['N sends Ready before Begin', null, 'unexpected_message'],
+    ['N names another handoff id', null, 'handoff_id_mismatch'],
+    ['N never says Hello (deadline)', null, 'deadline_exceeded'],
+  ] as const) {
+    t.test(name, async (t) => {
+      const c = await setup(t, { helloTimeoutMs: 1_500 });
+      const script = { 'N sends Hello with a pid that is not its own': 'wrong-pid', 'N says Abort before Begin': 'abort-before-begin', 'N sends a malformed frame': 'garbage', 'N sends Ready before Begin': 'ready-before-begin', 'N names another handoff id': 'wrong-id', 'N never says Hello (deadline)': 'silent' }[name as string];
+      const rec = cmd ? await upgrade(c.s, c.env, [...cmd]) : await c.s.upgrade({ command: process.execPath, args: [RAW_PEER, script ?? 'silent'] });
+      t.equal(rec.outcome, 'aborted');
+      t.equal(rec.reason_kind, kind, `reason ${rec.reason}`);
+      t.same(lockAcquirers(c.env), [c.oPid], 'the lock never moved');
+      await assertRolledBack(t, c, rec.successor_pid);
+    });
+  }
+  t.end();
+});
+
+t.test('SealFailed: O keeps the lock and serves', async (t) => {
+  const c = await setup(t, {}, ['--fault', 'seal-fail']);
+  const rec = await upgrade(c.s, c.env);
+  t.equal(rec.outcome, 'aborted');
+  t.equal(rec.reason_kind, 'seal_failed');
+  t.same(lockAcquirers(c.env), [c.oPid], 'the lock never moved');
+  await assertRolledBack(t, c, rec.successor_pid);
+});
+
+t.test('O crashes before SealComplete: roll forward, revision check skipped', async (t) => {
+  const c = await setup(t, {}, ['--fault', 'crash-in-seal']);
+  const rec = await upgrade(c.s, c.env);
+  t.equal(rec.outcome, 'committed', `reason ${rec.reason}`);
+  t.equal(rec.rolled_forward, true);
+  t.equal(rec.revisions_checked, false);
+  await assertRolledForward(t, c, rec.successor_pid!);
+});
+
+t.test('O crashes after SealComplete: roll forward, revisions checked', async (t) => {
+  const c = await setup(t, {}, ['--fault', 'crash-after-seal']);
+  const rec = await upgrade(c.s, c.env);
+  t.equal(rec.outcome, 'committed', `reason ${rec.reason}`);
+  t.equal(rec.revisions_checked, true);
+  await assertRolledForward(t, c, rec.successor_pid!);
+});
+
+t.test('after Begin', async (t) => {
+  for (const [fault, kind] of [
+    ['crash-on-begin', 'successor_failed'],
+    ['abort-on-begin', 'successor_failed'],
+    ['hang-on-begin', 'deadline_exceeded'],
+    ['unhealthy', 'successor_unhealthy'],
+    ['bad-revisions', 'revision_mismatch'],
+  ] as const) {
+    t.test(fault, async (t) => {
+      const c = await setup(t, { deadlineMs: 4_000 });
+      const rec = await upgrade(c.s, c.env, ['--fault', fault]);
+      t.equal(rec.outcome, 'aborted');
+      t.equal(rec.reason_kind, kind, `reason ${rec.reason}`);
+      await assertRolledBack(t, c, rec.successor_pid);
+    });
+  }
+  t.end();
+});
+
+t.test('O ignores Commit: SIGTERM, then SIGKILL', async (t) => {
+  const c = await setup(t, { exitTimeoutMs: 500, killAfterMs: 500 }, ['--fault', 'ignore-commit']);
+  const rec = await upgrade(c.s, c.env);
+  t.equal(rec.outcome, 'committed');
+  await assertRolledForward(t, c, rec.successor_pid!);
+});
+
+t.test('a silent peer is killed and handled as a crash', async (t) => {
+  t.test('N stops (SIGSTOP) after Hello: abort', async (t) => {
+    const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 1_000 }, ['--fault', 'slow-drain']);
+    const p = upgrade(c.s, c.env);
+    const e = await phaseEntered(c.s, 'drain');
+    const nPid = c.s.status().inflight?.successor_pid;
+    t.ok(nPid, `successor pid known at ${e.phase}`);
+    process.kill(nPid!, 'SIGSTOP');
+    const rec = await p;
+    t.equal(rec.outcome, 'aborted');
+    t.equal(rec.reason_kind, 'heartbeat_timeout', `reason ${rec.reason}`);
+    await assertRolledBack(t, c, nPid!);
+  });
+  t.test('O stops (SIGSTOP) while draining: roll forward', async (t) => {
+    const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 1_000 }, ['--fault', 'slow-drain']);
+    const p = upgrade(c.s, c.env);
+    await phaseEntered(c.s, 'drain');
+    process.kill(c.oPid, 'SIGSTOP');
+    const rec = await p;
+    t.equal(rec.outcome, 'committed', `reason ${rec.reason}`);
+    t.equal(rec.rolled_forward, true);
+    t.equal(rec.reason_kind, 'heartbeat_timeout');
+    await assertRolledForward(t, c, rec.successor_pid!);
+  });
+  t.end();
+});
+
+t.test('after a violation S keeps running: the next handoff commits', async (t) => {
+  const c = await setup(t);
+  const bad = await c.s.upgrade({ command: process.execPath, args: [RAW_PEER, 'garbage'] });
+  t.equal(bad.outcome, 'aborted');
+  await serving(c.s);
+  const good = await upgrade(c.s, c.env);
+  t.equal(good.outcome, 'committed', `reason ${good.reason}`);
+  await assertRolledForward(t, c, good.successor_pid!);
+});
+
+t.test('only one handoff at a time', async (t) => {
+  const c = await setup(t, { deadlineMs: 3_000 });
+  const first = upgrade(c.s, c.env, ['--fault', 'hang-on-begin']);
+  await phaseEntered(c.s, 'begin');
+  await t.rejects(upgrade(c.s, c.env), { kind: 'handoff_in_progress' });
+  t.equal((await first).outcome, 'aborted');
+});
+
+t.test('operator abort during drain', async (t) => {
+  const c = await setup(t, { drainGraceMs: 10_000 }, ['--fault', 'slow-drain']);
+  const p = upgrade(c.s, c.env);
+  await phaseEntered(c.s, 'drain');
+  t.equal(c.s.abort('changed my mind'), true);
+  const rec = await p;
+  t.equal(rec.reason_kind, 'operator_abort');
+  await assertRolledBack(t, c, rec.successor_pid);
+  t.equal(c.s.abort('nothing in flight'), false);
+});
