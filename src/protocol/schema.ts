@@ -75,6 +75,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function uint(where: string, v: unknown, max: number): number {
+  // The decoder gives a bigint only for values beyond 2^53 - 1: an integer, just out of range.
+  if (typeof v === 'bigint') throw bad(where, `${v} out of range 0..${max}`);
   if (typeof v !== 'number' || !Number.isInteger(v)) throw bad(where, `expected an integer, got ${typeName(v)}`);
   if (v < 0 || v > max) throw bad(where, `${v} out of range 0..${max}`);
   return v;
@@ -87,6 +89,9 @@ function u64(where: string, v: unknown): bigint {
   }
   if (typeof v === 'number' && Number.isInteger(v)) {
     if (v < 0) throw bad(where, `${v} out of u64 range`);
+    // Only the encoder can meet an unsafe number (the decoder returns bigints above 2^53 - 1): its
+    // exact value is already lost, and beyond 2^64 it would not even fit.
+    if (!Number.isSafeInteger(v)) throw bad(where, `${v} is not a safe integer: use a bigint`);
     return BigInt(v);
   }
   throw bad(where, `expected an integer, got ${typeName(v)}`);
@@ -190,8 +195,9 @@ function write(w: Writer, kind: FieldKind, v: unknown): void {
 
 /** Validates `msg` against its schema and appends its canonical payload to `w`. */
 export function writeMessage(w: Writer, msg: Message): void {
+  // An own-property check: 'toString' or '__proto__' must not find Object.prototype's members.
+  if (!Object.prototype.hasOwnProperty.call(SCHEMAS, msg.type)) throw new ProtocolError('unknown_message', `unknown type ${JSON.stringify(String(msg.type))}`);
   const fields = SCHEMAS[msg.type];
-  if (fields === undefined) throw new ProtocolError('unknown_message', `unknown type ${JSON.stringify(String(msg.type))}`);
   const rec = msg as unknown as Record<string, unknown>;
   w.mapHeader(fields.length + 1);
   w.str('type');

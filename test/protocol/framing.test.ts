@@ -30,6 +30,15 @@ function drain(dec: FrameDecoder, chunk: Uint8Array, into: Got[]): void {
 }
 const want: Got[] = messages.map((message, i) => ({ version: 1 + (i % 3) * 0x101, message }));
 
+function caught(fn: () => void): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
 function kindOf(fn: () => void): string {
   try {
     fn();
@@ -95,7 +104,7 @@ t.test('end() says how many bytes of the unfinished frame arrived', (t) => {
     const dec = new FrameDecoder();
     // A whole frame first (through the buffered path), so earlier state cannot leak into the count.
     for (const b of Buffer.concat([frames[1]!, f.subarray(0, k)])) [...dec.push(Uint8Array.of(b))];
-    t.throws(() => dec.end(), { kind: 'frame_malformed', detail: `stream ended inside a frame (${k} byte(s) of it received)` }, `cut after ${k}`);
+    t.match(caught(() => dec.end()), { kind: 'frame_malformed', detail: `stream ended inside a frame (${k} byte(s) of it received)` }, `cut after ${k}`);
     t.doesNotThrow(() => dec.end(), 'the decoder is reset after reporting it');
   }
   t.end();
@@ -120,7 +129,7 @@ t.test('frame_len 3 (MIN_FRAME) is a frame; its 1-byte payload is then judged by
   const raw: RawFrame[] = [];
   for (const x of new FrameDecoder().push(f)) raw.push({ version: x.version, payload: Uint8Array.from(x.payload) });
   t.strictSame(raw, [{ version: 1, payload: Uint8Array.of(0x80) }]);
-  t.throws(() => decodeMessage(raw[0]!.payload), { kind: 'malformed_message' }, 'an empty map has no type');
+  t.equal(kindOf(() => decodeMessage(raw[0]!.payload)), 'malformed_message', 'an empty map has no type');
   t.end();
 });
 
