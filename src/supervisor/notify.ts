@@ -1,0 +1,281 @@
+/**
+ * sd_notify for `Type=notify` units: S tells systemd when it is ready, when a handoff (a "reload")
+ * starts and ends, what it is doing, and when it stops.
+ *
+ * The protocol is one AF_UNIX datagram of `VAR=value` lines sent to $NOTIFY_SOCKET. Node has no
+ * Unix datagram sockets, so: the optional native module `unix-dgram` sends them from S's own pid
+ * (which `NotifyAccess=main` requires). When it cannot be loaded, or when NOTIFY_SOCKET names an
+ * abstract socket (`@name`: unix-dgram copies the path as a C string, so a leading NUL cannot be
+ * expressed), each notification spawns `systemd-notify VAR=value...`, one at a time so their order
+ * holds. systemd-notify claims its parent's pid (S) as the sender, which works when S runs as root;
+ * an unprivileged S on that path needs `NotifyAccess=all`.
+ */
+
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { HandoffEvent, IncumbentInfo, SupervisorEvents } from './types.js';
+
+export type NotifyTransport = 'none' | 'unix-dgram' | 'systemd-notify';
+
+export interface Notifier {
+  /** How notifications leave: `none` when NOTIFY_SOCKET was not set. */
+  readonly transport: NotifyTransport;
+  /** `READY=1` (and `STATUS=`). */
+  ready(status?: string): void;
+  /** `RELOADING=1`, `MONOTONIC_USEC=<now>` (and `STATUS=`). */
+  reloading(status?: string): void;
+  /** `STATUS=`. */
+  status(text: string): void;
+  /** `STOPPING=1` (and `STATUS=`). */
+  stopping(status?: string): void;
+  /** Any assignments, in one datagram. Keys must be `[A-Z_]+`; values lose control characters. */
+  notify(fields: ReadonlyArray<readonly [string, string]>): void;
+  /** Waits until every queued notification was handed over; later ones are dropped. */
+  close(): Promise<void>;
+}
+
+export interface NotifierOptions {
+  logger?: Logger;
+  /** Forces a transport (tests); `auto` (the default) picks as described above. */
+  transport?: 'auto' | 'unix-dgram' | 'systemd-notify';
+  /** The systemd-notify executable. Default: `systemd-notify` from PATH. */
+  systemdNotify?: string;
+  /** Remove NOTIFY_SOCKET from `env` so children do not inherit it (S alone notifies). Default true. */
+  unsetEnvironment?: boolean;
+}
+
+/** Longest STATUS= value sent; systemd shows one line in `systemctl status`. */
+const MAX_STATUS_CHARS = 400;
+const SYSTEMD_NOTIFY_TIMEOUT_MS = 10_000;
+
+/** CLOCK_MONOTONIC in microseconds: what systemd expects in MONOTONIC_USEC=. */
+export function monotonicUsec(): bigint {
+  return process.hrtime.bigint() / 1000n;
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]+/g;
+
+function clean(value: string): string {
+  const v = value.replace(CONTROL, ' ').trim();
+  return v.length > MAX_STATUS_CHARS ? `${v.slice(0, MAX_STATUS_CHARS - 3)}...` : v;
+}
+
+interface UnixDgramSocket {
+  send(buf: Buffer, offset: number, length: number, path: string, cb: (err?: Error) => void): void;
+  close(): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+interface UnixDgramModule {
+  createSocket(type: 'unix_dgram'): UnixDgramSocket;
+}
+
+let unixDgram: UnixDgramModule | null | undefined;
+
+/** The unix-dgram module, or null when it is not installed or its native part does not load. */
+export function loadUnixDgram(): UnixDgramModule | null {
+  if (unixDgram !== undefined) return unixDgram;
+  try {
+    const m: unknown = createRequire(import.meta.url)('unix-dgram');
+    unixDgram =
+      typeof m === 'object' && m !== null && typeof (m as { createSocket?: unknown }).createSocket === 'function'
+        ? (m as UnixDgramModule)
+        : null;
+  } catch {
+    unixDgram = null;
+  }
+  return unixDgram;
+}
+
+/**
+ * A notifier for `env.NOTIFY_SOCKET` (a no-op when it is unset). Unless told otherwise, removes
+ * NOTIFY_SOCKET from `env`: S is the unit's main process and the only one that notifies.
+ */
+export function createNotifier(env: NodeJS.ProcessEnv = process.env, opts: NotifierOptions = {}): Notifier {
+  const socket = env['NOTIFY_SOCKET'] ?? '';
+  if (opts.unsetEnvironment !== false) delete env['NOTIFY_SOCKET'];
+  const log = opts.logger;
+  if (socket === '') return new NotifierImpl('none', () => undefined, async () => undefined);
+
+  const wanted = opts.transport ?? 'auto';
+  const mod = wanted === 'systemd-notify' ? null : loadUnixDgram();
+  if (wanted === 'unix-dgram' && (mod === null || !socket.startsWith('/'))) {
+    throw new Error(mod === null ? 'unix-dgram is not available' : `unix-dgram cannot send to ${socket}`);
+  }
+  if (mod !== null && socket.startsWith('/')) {
+    log?.debug({ socket, transport: 'unix-dgram' }, 'sd_notify enabled');
+    return new NotifierImpl('unix-dgram', (payload) => sendDatagram(mod, socket, payload, log), async () => undefined);
+  }
+
+  // systemd-notify, one at a time.
+  const exe = opts.systemdNotify ?? 'systemd-notify';
+  const childEnv: NodeJS.ProcessEnv = { NOTIFY_SOCKET: socket, PATH: env['PATH'] ?? process.env['PATH'] ?? '/usr/bin:/bin' };
+  let chain: Promise<void> = Promise.resolve();
+  let broken = false;
+  log?.debug({ socket, transport: 'systemd-notify', why: mod === null ? 'unix-dgram unavailable' : 'abstract socket' }, 'sd_notify enabled');
+  return new NotifierImpl(
+    'systemd-notify',
+    (payload) => {
+      chain = chain.then(async () => {
+        if (broken) return;
+        const r = await runSystemdNotify(exe, payload.split('\n'), childEnv);
+        if (r === 'missing') {
+          broken = true;
+          log?.error({ exe }, 'sd_notify: systemd-notify not found; notifications are off');
+        } else if (r !== 'ok') {
+          log?.warn({ exe, error: r }, 'sd_notify: systemd-notify failed');
+        }
+      });
+    },
+    () => chain,
+  );
+}
+
+class NotifierImpl implements Notifier {
+  private closed = false;
+
+  constructor(
+    readonly transport: NotifyTransport,
+    private readonly send: (payload: string) => void,
+    private readonly drain: () => Promise<void>,
+  ) {}
+
+  notify(fields: ReadonlyArray<readonly [string, string]>): void {
+    if (this.closed || this.transport === 'none' || fields.length === 0) return;
+    for (const [k] of fields) if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new Error(`bad sd_notify variable name ${JSON.stringify(k)}`);
+    this.send(fields.map(([k, v]) => `${k}=${clean(v)}`).join('\n'));
+  }
+
+  ready(status?: string): void {
+    this.notify(withStatus([['READY', '1']], status));
+  }
+
+  reloading(status?: string): void {
+    this.notify(withStatus([['RELOADING', '1'], ['MONOTONIC_USEC', monotonicUsec().toString()]], status));
+  }
+
+  status(text: string): void {
+    this.notify([['STATUS', text]]);
+  }
+
+  stopping(status?: string): void {
+    this.notify(withStatus([['STOPPING', '1']], status));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drain();
+  }
+}
+
+function withStatus(fields: Array<[string, string]>, status: string | undefined): Array<[string, string]> {
+  if (status !== undefined) fields.push(['STATUS', status]);
+  return fields;
+}
+
+/** One datagram from a socket opened for it: no handle stays open to keep S's event loop alive. */
+function sendDatagram(mod: UnixDgramModule, path: string, payload: string, log: Logger | undefined): void {
+  let sock: UnixDgramSocket;
+  try {
+    sock = mod.createSocket('unix_dgram');
+  } catch (err) {
+    log?.warn({ err: (err as Error).message }, 'sd_notify: cannot create a datagram socket');
+    return;
+  }
+  sock.on('error', (err) => log?.warn({ err: err.message }, 'sd_notify: socket error'));
+  const buf = Buffer.from(payload, 'utf8');
+  // unix-dgram calls back synchronously, so notifications leave in call order.
+  sock.send(buf, 0, buf.length, path, (err) => {
+    if (err) log?.warn({ err: errnoName(err), socket: path }, 'sd_notify: send failed');
+  });
+  try {
+    sock.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** unix-dgram's errors carry a negative errno number (`send -111`); name it (`ECONNREFUSED`). */
+function errnoName(err: Error): string {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'number') return err.message;
+  const name = Object.entries(os.constants.errno).find(([, v]) => v === -code)?.[0];
+  return name ?? err.message;
+}
+
+function runSystemdNotify(exe: string, args: string[], env: NodeJS.ProcessEnv): Promise<'ok' | 'missing' | string> {
+  return new Promise((resolve) => {
+    const child = spawn(exe, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => {
+      if (stderr.length < 1024) stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), SYSTEMD_NOTIFY_TIMEOUT_MS);
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code === 'ENOENT' ? 'missing' : err.message);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve('ok');
+      else resolve((stderr.trim().split('\n')[0] ?? '') || `exit ${String(code)} ${String(signal)}`);
+    });
+  });
+}
+
+/** What attachNotifier needs from a Supervisor (an EventEmitter<SupervisorEvents> fits). */
+export interface SupervisorEventSource {
+  on<K extends keyof SupervisorEvents>(event: K, listener: (...args: SupervisorEvents[K]) => void): unknown;
+  off<K extends keyof SupervisorEvents>(event: K, listener: (...args: SupervisorEvents[K]) => void): unknown;
+}
+
+function handoffStatus(e: HandoffEvent): string {
+  const id = e.handoff_id;
+  if (e.phase === 'done') {
+    const how = e.outcome ?? 'ended';
+    return `serving; handoff ${id} ${how} in ${e.elapsed_ms} ms${e.reason ? `: ${e.reason}` : ''}`;
+  }
+  const p = e.progress ? ` (${e.progress.shards_sealed}/${e.progress.shards_total} shards sealed)` : '';
+  return `handoff ${id}: ${e.phase}${p}`;
+}
+
+/**
+ * Maps a supervisor's events to notifications: `ready` → READY=1; handoff `spawn` → RELOADING=1 with
+ * MONOTONIC_USEC; every handoff phase → STATUS=; handoff `done` → READY=1 (the incumbent, old or
+ * new, serves again); `restart` → STATUS=; `stopping` → STOPPING=1, after which READY and RELOADING
+ * are no longer sent. Returns a function that detaches the listeners.
+ */
+export function attachNotifier(source: SupervisorEventSource, notifier: Notifier): () => void {
+  let stopping = false;
+  const onReady = (info: IncumbentInfo): void => {
+    if (!stopping) notifier.ready(`serving; incumbent pid ${info.pid}`);
+  };
+  const onHandoff = (e: HandoffEvent): void => {
+    const text = handoffStatus(e);
+    if (stopping) notifier.status(text);
+    else if (e.phase === 'spawn') notifier.reloading(text);
+    else if (e.phase === 'done') notifier.ready(text);
+    else notifier.status(text);
+  };
+  const onRestart = (r: { attempt: number; delayMs: number; reason: string }): void => {
+    notifier.status(`restarting the incumbent (attempt ${r.attempt}, in ${r.delayMs} ms): ${r.reason}`);
+  };
+  const onStopping = (): void => {
+    stopping = true;
+    notifier.stopping('stopping: draining the incumbent');
+  };
+  source.on('ready', onReady);
+  source.on('handoff', onHandoff);
+  source.on('restart', onRestart);
+  source.on('stopping', onStopping);
+  return () => {
+    source.off('ready', onReady);
+    source.off('handoff', onHandoff);
+    source.off('restart', onRestart);
+    source.off('stopping', onStopping);
+  };
+}
