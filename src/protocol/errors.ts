@@ -53,15 +53,19 @@ export class ProtocolError extends Error {
 
 /**
  * Builds `<kind>: <detail>`, keeping only the first line of the detail (a stack trace starts on the
- * second), dropping control characters, and cutting it to MAX_REASON_DETAIL bytes on a character boundary.
+ * second), dropping control characters (C0, DEL and C1), and cutting it to MAX_REASON_DETAIL bytes of
+ * UTF-8 without splitting a character.
  */
 export function abortReason(kind: ErrorKind, detail: string): string {
-  const firstLine = detail.split(/\r?\n/, 1)[0] ?? '';
+  const firstLine = detail.split(/\r\n|[\n\r\u2028\u2029]/, 1)[0] as string; // split always yields one
   // eslint-disable-next-line no-control-regex
-  let clean = firstLine.replace(/[\u0000-\u001f\u007f]/g, ' ').trim();
-  if (Buffer.byteLength(clean) > MAX_REASON_DETAIL) {
-    const buf = Buffer.from(clean).subarray(0, MAX_REASON_DETAIL);
-    clean = buf.toString('utf8').replace(/\uFFFD+$/, '');
+  let clean = firstLine.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim();
+  const bytes = Buffer.from(clean, 'utf8');
+  if (bytes.length > MAX_REASON_DETAIL) {
+    // Back up over continuation bytes (10xxxxxx) to the start of the character the limit falls in.
+    let end = MAX_REASON_DETAIL;
+    while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+    clean = bytes.subarray(0, end).toString('utf8');
   }
   return `${kind}: ${clean}`;
 }
