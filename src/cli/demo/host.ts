@@ -1,0 +1,72 @@
+/**
+ * The supervisor host: a process that runs one in-process Supervisor for the demo and the handoff
+ * bench, driven over Node's IPC channel (see host-protocol.ts).
+ *
+ * Why a process of its own rather than a Supervisor inside the demo: the services S spawns inherit
+ * S's stdout and stderr, and the host's are the demo's log file, so neither S's pino logs nor the
+ * services' output reach the terminal; the load generator does not share S's event loop (S's
+ * timers and heartbeats run as they would in production); and the bench can read S's own RSS.
+ * It talks to S through the same API the admin API uses (`upgrade`, `status`, `stop`).
+ *
+ * When the parent goes away (the IPC channel disconnects) the host kills every child and exits.
+ */
+
+import { pino } from 'pino';
+import { Supervisor } from '../../supervisor/supervisor.js';
+import type { HostMessage, HostRequest, HostResults } from './host-protocol.js';
+
+const log = pino({ level: process.env['HANDOFF_DEMO_LOG_LEVEL'] ?? 'info', base: { pid: process.pid, name: 'supervisor' } });
+let sup: Supervisor | null = null;
+
+function send(m: HostMessage): void {
+  if (process.connected) process.send?.(m);
+}
+
+async function handle(r: HostRequest): Promise<HostResults[keyof HostResults]> {
+  switch (r.op) {
+    case 'start': {
+      if (sup) throw new Error('already started');
+      sup = new Supervisor({ ...r.opts, env: process.env }, log);
+      await sup.start();
+      return sup.status();
+    }
+    case 'upgrade':
+      return need().upgrade(r.req, (event) => send({ event }));
+    case 'status':
+      return need().status();
+    case 'memory': {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (r.gc && gc) gc();
+      const m = process.memoryUsage();
+      return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+    }
+    case 'stop':
+      if (sup) await sup.stop();
+      return null;
+  }
+}
+
+function need(): Supervisor {
+  if (!sup) throw new Error('not started');
+  return sup;
+}
+
+process.on('message', (raw: unknown) => {
+  const r = raw as HostRequest;
+  handle(r).then(
+    (result) => {
+      send({ id: r.id, ok: true, result });
+      if (r.op === 'stop') process.disconnect();
+    },
+    (err: unknown) => send({ id: r.id, ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) }),
+  );
+});
+
+process.on('disconnect', () => {
+  if (sup && sup.state !== 'stopped') {
+    log.warn('the demo went away: killing the services');
+    sup.kill();
+  }
+  // Anything left (a sonic-boom flush, a socket) must not keep an orphan alive.
+  setTimeout(() => process.exit(sup && sup.state !== 'stopped' ? 1 : 0), 200).unref();
+});
