@@ -1,0 +1,267 @@
+/**
+ * Socket activation without PID 1: systemd-socket-activate binds, waits for the first connection,
+ * then execs the command with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID, as systemd does for a .socket.
+ */
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { loadUnixDgram } from '../../src/supervisor/notify.js';
+
+type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DIST_LISTENERS = path.join(ROOT, 'dist/src/supervisor/listeners.js');
+const BIN = path.join(ROOT, 'bin/handoff');
+const KV_MAIN = path.join(ROOT, 'dist/examples/kv/main.js');
+const STEP_MS = 30_000;
+
+const hasActivate = spawnSync('sh', ['-c', 'command -v systemd-socket-activate'], { stdio: 'ignore' }).status === 0;
+const skip = hasActivate ? false : 'systemd-socket-activate is not installed (.ci/run installs systemd)';
+
+function tmpDir(t: TapTest): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-sa-'));
+  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const a = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  if (a === null || typeof a === 'string') throw new Error('no port');
+  return a.port;
+}
+
+/** Bounds a wait on an event with a clear failure (not a sleep: it resolves as soon as `p` does). */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    }),
+  ]);
+}
+
+/** A process in its own process group, with its output collected and a guaranteed end. */
+function launch(t: TapTest, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  const poke = (): void => waiters.splice(0).forEach((w) => w());
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => ((stdout += d), poke()));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => ((stderr += d), poke()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal });
+      poke();
+    }),
+  );
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL'); // the group this test started
+      } catch {
+        // gone
+      }
+    }
+  });
+  return {
+    child,
+    exit,
+    out: () => stdout,
+    err: () => stderr,
+    /** Resolves when `pred` holds on the output so far; rejects if the process exits first. */
+    until(pred: (out: string, err: string) => boolean, what: string): Promise<void> {
+      return within(
+        STEP_MS,
+        what,
+        new Promise<void>((resolve, reject) => {
+          const check = (): void => {
+            if (pred(stdout, stderr)) resolve();
+            else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${what}; stderr: ${stderr.slice(-2000)}`));
+            else waiters.push(check);
+          };
+          check();
+        }),
+      );
+    },
+  };
+}
+
+function exchange(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(`${line}\n`));
+    c.on('data', (d: string) => (buf += d));
+    c.on('end', () => resolve(buf));
+    c.on('error', reject);
+  });
+}
+
+function httpGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write(`GET ${urlPath} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+    c.on('data', (d: string) => (buf += d));
+    c.on('end', () => {
+      const m = /^HTTP\/1\.[01] ([0-9]{3})/.exec(buf);
+      if (!m?.[1]) return reject(new Error(`not an HTTP response: ${JSON.stringify(buf.slice(0, 200))}`));
+      resolve({ status: Number(m[1]), body: buf.slice(buf.indexOf('\r\n\r\n') + 4) });
+    });
+    c.on('error', reject);
+  });
+}
+
+t.test('inheritedListeners under systemd-socket-activate: names, real addresses, and a served first connection', { skip }, async (t) => {
+  t.ok(fs.existsSync(DIST_LISTENERS), 'dist/ is built (npm test builds it first)');
+  const dir = tmpDir(t);
+  const port = await freePort();
+  const sock = path.join(dir, 'admin.sock');
+  // The program systemd would start: take the listeners, report them, and let a child (as S would)
+  // serve the connection that caused the activation.
+  const script = `
+    import { spawn } from 'node:child_process';
+    const { inheritedListeners } = await import(process.argv[1]);
+    const got = inheritedListeners(process.env);
+    const left = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'].filter((k) => k in process.env);
+    process.stdout.write(JSON.stringify({ got: got.map(({ name, fd, address }) => ({ name, fd, address })), left }) + '\\n');
+    const serve = "const s = require('node:net').createServer((c) => { c.setEncoding('utf8'); c.on('data', (d) => { c.end('pong ' + d.trim() + ' from ' + process.pid); s.close(); }); }); s.listen({ fd: 3 });";
+    const child = spawn(process.execPath, ['-e', serve], { stdio: ['ignore', 'inherit', 'inherit', got[0].fd] });
+    child.on('exit', (code) => { for (const l of got) l.close(); process.exit(code ?? 1); });`;
+  const act = launch(t, 'systemd-socket-activate', [
+    '-l', `127.0.0.1:${port}`, '-l', sock, '--fdname=web:admin',
+    process.execPath, '--input-type=module', '-e', script, DIST_LISTENERS,
+  ]);
+  await act.until((_, err) => err.includes(`Listening on ${sock}`), 'systemd-socket-activate to listen');
+  const reply = await within(STEP_MS, 'the reply', exchange(port, 'ping'));
+  t.match(reply, /^pong ping from [0-9]+$/, 'the connection that triggered the activation was served by the child');
+  t.same((await act.exit).code, 0);
+  const report = JSON.parse(act.out().split('\n')[0] ?? '') as unknown;
+  t.same(report, {
+    got: [
+      { name: 'web', fd: 3, address: `tcp://127.0.0.1:${port}` },
+      { name: 'admin', fd: 4, address: `unix:${sock}` },
+    ],
+    left: [],
+  }, 'names from LISTEN_FDNAMES, addresses from /proc/net, and LISTEN_* removed');
+});
+
+interface Datagrams {
+  list: string[];
+  wait(pred: (l: string[]) => boolean, what: string): Promise<void>;
+}
+
+/** A stand-in for systemd's notify socket, when unix-dgram is here to bind one. */
+function notifySocket(t: TapTest, dir: string): { path: string; got: Datagrams } | null {
+  if (!loadUnixDgram()) return null;
+  interface Sock {
+    bind(p: string): void;
+    close(): void;
+    on(e: 'message', l: (b: Buffer) => void): unknown;
+  }
+  const dg = createRequire(import.meta.url)('unix-dgram') as { createSocket(type: 'unix_dgram'): Sock };
+  const p = path.join(dir, 'notify.sock');
+  const s = dg.createSocket('unix_dgram');
+  const list: string[] = [];
+  const waiters: Array<() => void> = [];
+  s.on('message', (b) => {
+    list.push(b.toString('utf8'));
+    waiters.splice(0).forEach((w) => w());
+  });
+  s.bind(p);
+  t.teardown(() => s.close());
+  return {
+    path: p,
+    got: {
+      list,
+      wait: (pred, what) =>
+        within(
+          STEP_MS,
+          what,
+          new Promise<void>((resolve) => {
+            const check = (): void => (pred(list) ? resolve() : void waiters.push(check));
+            check();
+          }),
+        ),
+    },
+  };
+}
+
+t.test('handoff run under systemd-socket-activate serves the kv example through the inherited socket', { skip }, async (t) => {
+  const missing = [path.join(ROOT, 'dist/src/cli/main.js'), path.join(ROOT, 'dist/src/supervisor/supervisor.js'), KV_MAIN].filter((f) => !fs.existsSync(f));
+  if (missing.length > 0) {
+    t.fail(`not built: ${missing.map((f) => path.relative(ROOT, f)).join(', ')} (npm test builds dist/ first)`);
+    return;
+  }
+  const dir = tmpDir(t);
+  const port = await freePort();
+  const notify = notifySocket(t, dir);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['NODE_OPTIONS']; // no test loaders in the supervisor
+  if (notify) env['NOTIFY_SOCKET'] = notify.path;
+  const act = launch(
+    t,
+    'systemd-socket-activate',
+    [
+      '-l', `127.0.0.1:${port}`, '--fdname=http',
+      process.execPath, BIN, 'run', '--state-dir', path.join(dir, 'state'), '--lock', path.join(dir, 'lock'),
+      '--', process.execPath, KV_MAIN, '--data', path.join(dir, 'data'),
+    ],
+    { cwd: dir, env },
+  );
+  await act.until((_, err) => err.includes(`Listening on 127.0.0.1:${port}`), 'systemd-socket-activate to listen');
+
+  // This first request is what makes systemd-socket-activate exec the supervisor: it waits in the
+  // socket's queue until the kv child accepts it.
+  const first = await within(STEP_MS, 'the first response', httpGet(port, '/healthz')).catch((err: Error) => {
+    throw new Error(`${err.message}; supervisor stderr: ${act.err().slice(-3000)}`);
+  });
+  t.ok(first.status < 500, `the kv child answered the request that started everything (HTTP ${first.status})`);
+  const pid = act.child.pid;
+
+  // S reports the inherited listener, with its name from LISTEN_FDNAMES and its real address.
+  const status = spawnSync(process.execPath, [BIN, 'status', '--json', '--admin-socket', path.join(dir, 'handoff.sock')], { encoding: 'utf8', env });
+  t.equal(status.status, 0, `handoff status: ${status.stderr}`);
+  const st = JSON.parse(status.stdout) as { pid: number; listeners: Array<{ name: string; address: string }> };
+  t.equal(st.pid, pid, 'the supervisor is the process systemd-socket-activate exec()ed (LISTEN_PID matched)');
+  t.same(st.listeners, [{ name: 'http', address: `tcp://127.0.0.1:${port}` }]);
+
+  // A handoff keeps serving through the same inherited socket.
+  const up = spawnSync(process.execPath, [BIN, 'upgrade', '--admin-socket', path.join(dir, 'handoff.sock')], { encoding: 'utf8', env, timeout: 90_000 });
+  t.equal(up.status, 0, `handoff upgrade: ${up.stdout}${up.stderr}`);
+  const second = await within(STEP_MS, 'a response after the handoff', httpGet(port, '/healthz'));
+  t.ok(second.status < 500, `served after the handoff (HTTP ${second.status})`);
+
+  if (notify) {
+    await notify.got.wait((l) => l.filter((d) => d.startsWith('READY=1')).length >= 2, 'READY=1 after start and after the handoff');
+  }
+  if (pid !== undefined) process.kill(pid, 'SIGTERM');
+  const exit = await within(STEP_MS, 'the supervisor to stop on SIGTERM', act.exit);
+  t.same(exit, { code: 0, signal: null }, 'SIGTERM: the incumbent drained and the supervisor exited 0');
+
+  if (notify) {
+    const kinds = notify.got.list.map((d) => d.split('\n')[0]);
+    t.same(
+      kinds.filter((k) => k !== undefined && !k.startsWith('STATUS=')),
+      ['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1'],
+      'sd_notify from the real supervisor: ready, a reload around the handoff, stopping',
+    );
+    const reloading = notify.got.list.find((d) => d.startsWith('RELOADING=1')) ?? '';
+    t.match(reloading, /\nMONOTONIC_USEC=[0-9]+\n/);
+  } else {
+    t.comment('unix-dgram is not built here: the sd_notify part of this test was not run');
+  }
+});
