@@ -419,6 +419,11 @@ export function inheritedListeners(env: NodeJS.ProcessEnv = process.env, opts: {
   });
 }
 
+/** The address of the listening socket at `fd`, from /proc/net; null when it cannot be told. */
+export function socketAddress(fd: number): string | null {
+  return new SocketTable().addressOf(fd);
+}
+
 /** Finds a listening socket's address by its inode in /proc/net/{tcp,tcp6,unix}. Read lazily, once. */
 class SocketTable {
   private byInode: Map<string, string> | null = null;

@@ -13,6 +13,7 @@ import {
   parseListen,
   parseListens,
   parseProcTcpAddress,
+  socketAddress,
   type HeldListener,
 } from '../../src/supervisor/listeners.js';
 
@@ -297,6 +298,30 @@ t.test('inheritedListeners in a process started with LISTEN_FDS', async (t) => {
   });
   // The listeners still work here after the child closed its copies.
   await provesQueueing(t, held[0] as HeldListener);
+});
+
+t.test('socketAddress reads /proc/net for the fd', async (t) => {
+  const dir = tmpDir(t);
+  const held = await bindListeners(parseListens(['a=tcp://127.0.0.1:0', `b=unix:${path.join(dir, 'b.sock')}`]));
+  t.teardown(() => held.forEach((l) => l.close()));
+  t.equal(socketAddress((held[0] as HeldListener).fd), (held[0] as HeldListener).address);
+  t.equal(socketAddress((held[1] as HeldListener).fd), null, 'bound under a temporary name that is gone');
+  // A unix socket bound under its final name shows it.
+  const p = path.join(dir, 'direct.sock');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(p, resolve));
+  t.teardown(() => server.close());
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  t.equal(socketAddress(fd), `unix:${p}`);
+  if (hasV6Loopback) {
+    const v6 = net.createServer();
+    await new Promise<void>((resolve) => v6.listen(0, '::1', resolve));
+    t.teardown(() => v6.close());
+    const port = (v6.address() as net.AddressInfo).port;
+    t.equal(socketAddress((v6 as unknown as { _handle: { fd: number } })._handle.fd), `tcp://[::1]:${port}`);
+  }
+  t.equal(socketAddress(0), null, 'not a socket');
+  t.equal(socketAddress(99999), null, 'not open');
 });
 
 t.test('/proc/net address parsing', async (t) => {
