@@ -1,0 +1,179 @@
+/**
+ * `handoff run`: the supervisor process. Wires the Supervisor, the admin API, sd_notify and signals:
+ *   SIGHUP          a handoff with the configured command (the outcome is logged)
+ *   SIGTERM/SIGINT  stop: the incumbent drains and exits within its grace, then exit 0
+ *   second SIGINT   kill every child at once, exit 130
+ * Logs are pino JSON on stderr; children inherit stdout and stderr.
+ */
+
+import fs from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { ProtocolError } from '../protocol/errors.js';
+import { AdminStartError, startAdminServer, type AdminServer } from '../supervisor/admin.js';
+import { ListenerError } from '../supervisor/listeners.js';
+import { attachNotifier, createNotifier } from '../supervisor/notify.js';
+import { StateDirBusyError } from '../supervisor/state-dir.js';
+import { Supervisor } from '../supervisor/supervisor.js';
+import type { SupervisorOptions } from '../supervisor/types.js';
+import { childEnvironment, type RunSettings } from './config.js';
+import { CliError, EXIT } from './errors.js';
+
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid, name: 'handoff' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+}
+
+/** Runs the supervisor until a signal stops it; resolves with the process exit code. */
+export async function runSupervisor(s: RunSettings, stderr: { write(s: string): unknown }): Promise<number> {
+  const log = createLogger(s.logLevel);
+  // sd_notify first: it takes NOTIFY_SOCKET out of the environment children inherit.
+  const notifier = createNotifier(process.env, { logger: log.child({ component: 'notify' }) });
+  const opts: SupervisorOptions = {
+    command: s.command,
+    args: s.args,
+    listen: s.listen,
+    ...(s.lockPath !== undefined ? { lockPath: s.lockPath } : {}),
+    stateDir: s.stateDir,
+    env: childEnvironment(process.env),
+    helloTimeoutMs: s.helloTimeoutMs,
+    drainGraceMs: s.drainGraceMs,
+    deadlineMs: s.deadlineMs,
+    exitTimeoutMs: s.exitTimeoutMs,
+    killAfterMs: s.killAfterMs,
+    heartbeatMs: s.heartbeatMs,
+    heartbeatTimeoutMs: s.heartbeatTimeoutMs,
+    restartInitialMs: s.restartInitialMs,
+    restartMaxMs: s.restartMaxMs,
+    allowExec: s.allowExec,
+  };
+  log.info(
+    {
+      command: [s.command, ...s.args],
+      listen: s.listen,
+      lock: s.lockPath,
+      state_dir: s.stateDir,
+      admin_socket: s.adminSocket,
+      allow_exec: s.allowExec,
+      sources: s.sources,
+    },
+    'handoff run starting',
+  );
+  const sup = new Supervisor(opts, log.child({ component: 'supervisor' }));
+
+  const fail = (msg: string): number => {
+    log.error(msg);
+    stderr.write(`handoff: ${msg}\n`);
+    return EXIT.failed;
+  };
+
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer(sup, { socketPath: s.adminSocket, ...(s.adminGroup !== undefined ? { group: s.adminGroup } : {}), logger: log.child({ component: 'admin' }) });
+  } catch (err) {
+    if (err instanceof AdminStartError) return fail(err.message);
+    throw err;
+  }
+  const detachNotifier = attachNotifier(sup, notifier);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    let finished = false;
+    const signals: Array<[NodeJS.Signals, () => void]> = [];
+
+    const finish = async (code: number, waitForAdmin = true): Promise<void> => {
+      if (finished) return;
+      finished = true;
+      for (const [sig, h] of signals) process.off(sig, h);
+      process.off('uncaughtException', onFatal);
+      detachNotifier();
+      const closing = admin.close();
+      if (waitForAdmin) await closing;
+      else await Promise.race([closing, new Promise((r) => setTimeout(r, 100))]);
+      await Promise.race([notifier.close(), new Promise((r) => setTimeout(r, 1000))]);
+      resolve(code);
+    };
+
+    const stop = (signal: string): void => {
+      if (stopping) {
+        log.warn({ signal }, 'already stopping (a second SIGINT kills at once)');
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping: the incumbent drains and exits');
+      sup.stop().then(
+        () => {
+          log.info('stopped');
+          void finish(EXIT.ok);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'stop failed: killing the children');
+          sup.kill();
+          void finish(EXIT.failed);
+        },
+      );
+    };
+
+    const onTerm = (): void => stop('SIGTERM');
+    const onInt = (): void => {
+      if (stopping) {
+        log.warn('second SIGINT: killing every child now');
+        sup.kill();
+        void finish(EXIT.interrupted, false);
+        return;
+      }
+      stop('SIGINT');
+    };
+    const onHup = (): void => {
+      if (stopping) return;
+      log.info({ signal: 'SIGHUP' }, 'SIGHUP: handoff to the configured command');
+      sup.upgrade({}).then(
+        (r) => {
+          const fields = { handoff_id: r.handoff_id, outcome: r.outcome, reason: r.reason, total_ms: r.total_ms };
+          if (r.outcome === 'committed') log.info(fields, 'SIGHUP handoff committed');
+          else log.warn(fields, `SIGHUP handoff ${r.outcome}`);
+        },
+        (err: unknown) => {
+          const why = err instanceof ProtocolError ? err.toReason() : err instanceof Error ? err.message : String(err);
+          log.warn({ reason: why }, 'SIGHUP handoff not started');
+        },
+      );
+    };
+    const onFatal = (err: unknown): void => {
+      // A bug in S: take the children down with it rather than leave them holding the sockets.
+      log.fatal({ err }, 'uncaught exception: killing every child');
+      try {
+        sup.kill();
+      } catch {
+        // Going down anyway.
+      }
+      try {
+        fs.rmSync(s.adminSocket, { force: true });
+      } catch {
+        // Going down anyway.
+      }
+      process.exit(EXIT.failed);
+    };
+    signals.push(['SIGTERM', onTerm], ['SIGINT', onInt], ['SIGHUP', onHup]);
+    for (const [sig, h] of signals) process.on(sig, h);
+    process.on('uncaughtException', onFatal);
+
+    sup.start().then(
+      () => {
+        const st = sup.status();
+        log.info({ incumbent: st.incumbent?.pid, listeners: st.listeners }, 'ready');
+      },
+      (err: unknown) => {
+        if (stopping || finished) return;
+        const msg =
+          err instanceof StateDirBusyError || err instanceof ListenerError || err instanceof CliError
+            ? err.message
+            : err instanceof Error
+              ? `cannot start: ${err.message.split('\n')[0] ?? ''}`
+              : 'cannot start';
+        fail(msg);
+        if (err instanceof Error && !(err instanceof StateDirBusyError) && !(err instanceof ListenerError)) log.debug({ err }, 'start failed');
+        sup.kill();
+        void finish(EXIT.failed);
+      },
+    );
+  });
+}
