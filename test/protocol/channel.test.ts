@@ -368,3 +368,16 @@ t.test('the channel honours a smaller maxFrame both ways', async (t) => {
   x.write(encodeFrame(base('Ready'), 1));
   t.equal(((await closed)[0] as ProtocolError).kind, 'frame_too_large');
 });
+
+t.test('a channel that cannot even encode its Abort still closes with the original error', async (t) => {
+  const [raw, other] = await socketPair(t);
+  const ch = new Channel(other, { maxFrame: 40 }); // an Abort frame is longer than 40 bytes
+  ch.handoffId = ID;
+  const closed = once(ch, 'close');
+  const got = readAll(raw);
+  raw.write(Buffer.from([41, 0, 0, 0]));
+  const [err] = (await closed) as [ProtocolError];
+  t.equal(err.kind, 'frame_too_large');
+  t.equal(err.detail, 'frame_len 41 exceeds 40');
+  t.equal((await got).length, 0, 'nothing was sent');
+});
