@@ -266,6 +266,16 @@ class Reader {
     const start = this.pos;
     const end = start + n;
     this.pos = end;
+    if (n <= 32) {
+      // Short ASCII strings (keys, type names, sides) are most of a payload: build them directly.
+      let s = '';
+      for (let i = start; i < end; i++) {
+        const c = this.b[i] as number;
+        if (c >= 0x80) return this.utf8(start, end);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
     let ascii = true;
     for (let i = start; i < end; i++) {
       if ((this.b[i] as number) >= 0x80) {
@@ -274,6 +284,10 @@ class Reader {
       }
     }
     if (ascii) return Buffer.from(this.b.buffer, this.b.byteOffset + start, n).toString('latin1');
+    return this.utf8(start, end);
+  }
+
+  private utf8(start: number, end: number): string {
     try {
       return utf8Fatal.decode(this.b.subarray(start, end));
     } catch {

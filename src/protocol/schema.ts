@@ -66,8 +66,9 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-function bad(where: string, why: string): ProtocolError {
-  return new ProtocolError('malformed_message', `${where}: ${why}`);
+/** `index` names a list element; the strings are built only on the error path. */
+function bad(where: string, why: string, index?: number): ProtocolError {
+  return new ProtocolError('malformed_message', `${where}${index === undefined ? '' : `[${index}]`}: ${why}`);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -82,24 +83,24 @@ function uint(where: string, v: unknown, max: number): number {
   return v;
 }
 
-function u64(where: string, v: unknown): bigint {
+function u64(where: string, v: unknown, index?: number): bigint {
   if (typeof v === 'bigint') {
-    if (v < 0n || v > U64_MAX) throw bad(where, 'out of u64 range');
+    if (v < 0n || v > U64_MAX) throw bad(where, 'out of u64 range', index);
     return v;
   }
   if (typeof v === 'number' && Number.isInteger(v)) {
-    if (v < 0) throw bad(where, `${v} out of u64 range`);
+    if (v < 0) throw bad(where, `${v} out of u64 range`, index);
     // Only the encoder can meet an unsafe number (the decoder returns bigints above 2^53 - 1): its
     // exact value is already lost, and beyond 2^64 it would not even fit.
-    if (!Number.isSafeInteger(v)) throw bad(where, `${v} is not a safe integer: use a bigint`);
+    if (!Number.isSafeInteger(v)) throw bad(where, `${v} is not a safe integer: use a bigint`, index);
     return BigInt(v);
   }
-  throw bad(where, `expected an integer, got ${typeName(v)}`);
+  throw bad(where, `expected an integer, got ${typeName(v)}`, index);
 }
 
-function str(where: string, v: unknown): string {
-  if (typeof v !== 'string') throw bad(where, `expected str, got ${typeName(v)}`);
-  if (v.length > MAX_STR_BYTES / 3 && Buffer.byteLength(v) > MAX_STR_BYTES) throw bad(where, `longer than ${MAX_STR_BYTES} bytes`);
+function str(where: string, v: unknown, index?: number): string {
+  if (typeof v !== 'string') throw bad(where, `expected str, got ${typeName(v)}`, index);
+  if (v.length > MAX_STR_BYTES / 3 && Buffer.byteLength(v) > MAX_STR_BYTES) throw bad(where, `longer than ${MAX_STR_BYTES} bytes`, index);
   return v;
 }
 
@@ -147,10 +148,18 @@ function check(where: string, kind: FieldKind, v: unknown): unknown {
       if (reserved === undefined) throw bad(`${where}.reserved`, 'missing');
       return { reserved: u64(`${where}.reserved`, reserved) };
     }
-    case 'str_list':
-      return list(where, v, MAX_LISTENING_ON).map((x, i) => str(`${where}[${i}]`, x));
-    case 'u64_list':
-      return list(where, v, MAX_REVISIONS).map((x, i) => u64(`${where}[${i}]`, x));
+    case 'str_list': {
+      const a = list(where, v, MAX_LISTENING_ON);
+      const out = new Array<string>(a.length);
+      for (let i = 0; i < a.length; i++) out[i] = str(where, a[i], i);
+      return out;
+    }
+    case 'u64_list': {
+      const a = list(where, v, MAX_REVISIONS);
+      const out = new Array<bigint>(a.length);
+      for (let i = 0; i < a.length; i++) out[i] = u64(where, a[i], i);
+      return out;
+    }
   }
 }
 
@@ -193,20 +202,45 @@ function write(w: Writer, kind: FieldKind, v: unknown): void {
   }
 }
 
+interface PlannedField extends FieldSpec {
+  /** `<Type>.<field>`, for error details. */
+  readonly where: string;
+  /** The field name as an encoded str. */
+  readonly key: Buffer;
+}
+
+/** Per type, what never changes: the map header, `type` and its value, encoded; the fields' keys. */
+const PLANS = {} as Record<MessageType, { readonly head: Buffer; readonly fields: readonly PlannedField[] }>;
+{
+  const w = new Writer(64);
+  const encoded = (fn: () => void): Buffer => {
+    w.reset();
+    fn();
+    return w.take();
+  };
+  for (const type of MESSAGE_TYPES) {
+    const fields = SCHEMAS[type];
+    const head = encoded(() => {
+      w.mapHeader(fields.length + 1);
+      w.str('type');
+      w.str(type);
+    });
+    PLANS[type] = { head, fields: fields.map((f) => ({ ...f, where: `${type}.${f.name}`, key: encoded(() => w.str(f.name)) })) };
+  }
+}
+
 /** Validates `msg` against its schema and appends its canonical payload to `w`. */
 export function writeMessage(w: Writer, msg: Message): void {
   // An own-property check: 'toString' or '__proto__' must not find Object.prototype's members.
   if (!Object.prototype.hasOwnProperty.call(SCHEMAS, msg.type)) throw new ProtocolError('unknown_message', `unknown type ${JSON.stringify(String(msg.type))}`);
-  const fields = SCHEMAS[msg.type];
+  const plan = PLANS[msg.type];
   const rec = msg as unknown as Record<string, unknown>;
-  w.mapHeader(fields.length + 1);
-  w.str('type');
-  w.str(msg.type);
-  for (const fs of fields) {
+  w.raw(plan.head);
+  for (const fs of plan.fields) {
     const v = rec[fs.name];
-    if (v === undefined) throw bad(`${msg.type}.${fs.name}`, 'missing');
-    const checked = check(`${msg.type}.${fs.name}`, fs.kind, v);
-    w.str(fs.name);
+    if (v === undefined) throw bad(fs.where, 'missing');
+    const checked = check(fs.where, fs.kind, v);
+    w.raw(fs.key);
     write(w, fs.kind, checked);
   }
 }
@@ -237,10 +271,10 @@ export function decodeMessage(payload: Uint8Array): Message {
   if (!Object.prototype.hasOwnProperty.call(SCHEMAS, t)) throw new ProtocolError('unknown_message', `unknown type ${JSON.stringify(t.slice(0, 64))}`);
   const type = t as MessageType;
   const out: Record<string, unknown> = { type };
-  for (const fs of SCHEMAS[type]) {
+  for (const fs of PLANS[type].fields) {
     const v = root.get(fs.name);
-    if (v === undefined) throw bad(`${type}.${fs.name}`, 'missing');
-    out[fs.name] = check(`${type}.${fs.name}`, fs.kind, v);
+    if (v === undefined) throw bad(fs.where, 'missing');
+    out[fs.name] = check(fs.where, fs.kind, v);
   }
   return out as unknown as Message;
 }

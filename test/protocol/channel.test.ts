@@ -381,3 +381,15 @@ t.test('a channel that cannot even encode its Abort still closes with the origin
   t.equal(err.detail, 'frame_len 41 exceeds 40');
   t.equal((await got).length, 0, 'nothing was sent');
 });
+
+t.test('closing from a message handler stops delivery of the rest of the chunk', async (t) => {
+  const { ch, raw, closed } = await channelAndRaw(t);
+  const seen: Message[] = [];
+  ch.on('message', (m) => {
+    seen.push(m);
+    ch.close();
+  });
+  raw.write(Buffer.concat([encodeFrame(base('Begin'), 1), encodeFrame(base('Commit'), 1)]));
+  t.equal((await closed).detail, 'closed locally');
+  t.strictSame(seen, [base('Begin')]);
+});

@@ -182,6 +182,16 @@ t.test('every field of every variant: wrong types, out-of-range values, missing 
   t.end();
 });
 
+t.test('a bad list element is named with its index', (t) => {
+  const e1 = errorOf(() => decodeMessage(map(replace(entries('SealComplete'), 'last_revision_per_shard', arr([uint(1), int(-1)])))));
+  t.equal(e1 instanceof ProtocolError && e1.detail, 'SealComplete.last_revision_per_shard[1]: -1 out of u64 range');
+  const e2 = errorOf(() => decodeMessage(map(replace(entries('Ready'), 'listening_on', arr([str('a'), str('b'), nil()])))));
+  t.equal(e2 instanceof ProtocolError && e2.detail, 'Ready.listening_on[2]: expected str, got nil');
+  const e3 = errorOf(() => encodeMessage({ ...base('Ready'), advertised_revision_per_shard: [1n, 2n, 2n ** 64n] } as Message));
+  t.equal(e3 instanceof ProtocolError && e3.detail, 'Ready.advertised_revision_per_shard[2]: out of u64 range');
+  t.end();
+});
+
 t.test('a float is refused for every integer field even when integral (float64 0xcb, float32 0xca)', (t) => {
   for (const type of MESSAGE_TYPES) {
     for (const f of SCHEMAS[type]) {
