@@ -12,10 +12,11 @@
 
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { Packr } from 'msgpackr';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, platform, arch } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeSection } from './results-md.js';
 import { FrameDecoder, decodeMessage, encodeFrame, encodeMessage, type Message, type MessageType } from '../src/protocol/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -203,7 +204,6 @@ console.log([HEADER, RULE, ...rows].join('\n'));
 console.log(`\n${ratioLines.join('\n')}\n${machine}`);
 
 const section = [
-  '<!-- codec:start -->',
   '## Codec (`npm run bench:codec`)',
   '',
   `Frames encoded and decoded per second: encode one whole frame, push it through \`FrameDecoder\`,`,
@@ -220,12 +220,8 @@ const section = [
   ratioLines.map((l) => `${l}  `).join('\n'),
   '',
   `Machine: ${machine}.`,
-  '<!-- codec:end -->',
 ].join('\n');
 
 const resultsPath = join(here, 'RESULTS.md');
-const current = existsSync(resultsPath) ? readFileSync(resultsPath, 'utf8') : '# Benchmark results\n\nEach bench rewrites its own section, between its markers.\n';
-const re = /<!-- codec:start -->[\s\S]*?<!-- codec:end -->/;
-const next = re.test(current) ? current.replace(re, section) : `${current.trimEnd()}\n\n${section}\n`;
-writeFileSync(resultsPath, next);
+writeSection(resultsPath, 'codec', section);
 console.log(`\nwrote the codec section of ${resultsPath}`);
