@@ -133,7 +133,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const w = this.waiters.shift();
     if (w) w.resolve(msg);
     else if (this.listenerCount('message') === 0) this.queue.push(msg);
-    this.emit('message', msg);
+    try {
+      this.emit('message', msg);
+    } catch (err) {
+      // A throwing listener is our own bug, not the peer's: never blame the peer for it (or send its
+      // text on the wire); surface it where it belongs.
+      process.nextTick(() => {
+        throw err;
+      });
+    }
   }
 
   private onEnd(): void {
