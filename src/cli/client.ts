@@ -73,11 +73,17 @@ export class AdminClient {
       });
       let connected = false;
       req.on('socket', (s) => s.once('connect', () => (connected = true)));
+      let timedOut = false;
       req.once('error', (err: NodeJS.ErrnoException) => {
-        reject(connected ? new CliError(`lost the connection to the supervisor on ${this.socketPath}: ${err.code ?? err.message}`, EXIT.failed) : connectError(err, this.socketPath));
+        if (timedOut) reject(new CliError(`the supervisor on ${this.socketPath} did not answer within ${Math.round((timeoutMs ?? 0) / 1000)} s`, EXIT.failed));
+        else if (connected) reject(new CliError(`lost the connection to the supervisor on ${this.socketPath}: ${err.code ?? err.message}`, EXIT.failed));
+        else reject(connectError(err, this.socketPath));
       });
       if (timeoutMs !== undefined) {
-        req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+        req.setTimeout(timeoutMs, () => {
+          timedOut = true;
+          req.destroy();
+        });
       }
       req.once('response', resolve);
       req.end(payload);

@@ -5,7 +5,7 @@ import type { HandoffEvent, HandoffRecord, SupervisorStatus } from '../superviso
 import { AdminClient, AdminError } from './client.js';
 import { DurationError, parseDuration } from './duration.js';
 import { CliError, EXIT, usageError } from './errors.js';
-import { clientAdminSocket } from './paths.js';
+import { clientAdminSocket, resolveCommand } from './paths.js';
 import { ProgressRenderer, renderHistory, renderStatus, type Out, type ProgressMode } from './render.js';
 
 export interface Io {
@@ -61,13 +61,13 @@ export interface UpgradeFlags extends ClientFlags {
 }
 
 /** The request body of `handoff upgrade`: `--exec` resolved against the caller's directory. */
-export function upgradeBody(flags: UpgradeFlags, args: readonly string[], cwd: string): Record<string, unknown> {
+export function upgradeBody(flags: UpgradeFlags, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = {}): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (flags.exec !== undefined) {
     if (flags.exec === '') throw usageError('--exec: empty command');
-    // A path is resolved here (the supervisor's directory may differ); a bare name is sent as is
-    // and is allowed only when it is the supervisor's own command.
-    body['command'] = flags.exec.includes('/') ? path.resolve(cwd, flags.exec) : flags.exec;
+    // Resolved here, as `handoff run` resolves its own command: a path against the caller's
+    // directory (the supervisor's may differ), a bare name through PATH.
+    body['command'] = flags.exec.includes('/') ? path.resolve(cwd, flags.exec) : (resolveCommand(flags.exec, env, cwd) ?? flags.exec);
   }
   if (args.length > 0) body['args'] = [...args];
   const deadline = duration(flags.deadline, '--deadline');
@@ -86,7 +86,7 @@ function isErrorLine(v: unknown): v is { error: { kind: string; message: string 
 }
 
 export async function upgradeCommand(flags: UpgradeFlags, args: readonly string[], io: Io): Promise<number> {
-  const body = upgradeBody(flags, args, io.cwd);
+  const body = upgradeBody(flags, args, io.cwd, io.env);
   const c = client(flags, io);
   const mode: ProgressMode = flags.json === true ? 'json' : io.stdout.isTTY === true ? 'tty' : 'plain';
   const renderer = new ProgressRenderer(io.stdout, mode, { color: mode === 'tty' && io.env['NO_COLOR'] === undefined });
@@ -117,7 +117,7 @@ export async function upgradeCommand(flags: UpgradeFlags, args: readonly string[
     renderer.stop();
     if (mode === 'json' && err instanceof AdminError) io.stdout.write(`${JSON.stringify({ error: { kind: err.kind, message: err.message } })}\n`);
     if (err instanceof AdminError && err.status === 409) throw new CliError(`another handoff is in flight: ${err.message}`, EXIT.busy);
-    if (err instanceof AdminError && err.status === 503) throw new CliError(`no handoff: ${err.message}`, EXIT.failed);
+    if (err instanceof AdminError && err.status === 503) throw new CliError(`cannot start a handoff: ${err.message}`, EXIT.failed);
     return adminFailure(err);
   }
 }

@@ -10,7 +10,7 @@ import { ListenerError, parseListens } from '../supervisor/listeners.js';
 import { DEFAULT_OPTIONS } from '../supervisor/types.js';
 import { durationLabel, DurationError, parseDuration } from './duration.js';
 import { usageError } from './errors.js';
-import { defaultAdminSocket, defaultStateDir } from './paths.js';
+import { defaultAdminSocket, defaultStateDir, resolveCommand } from './paths.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -238,6 +238,11 @@ export function resolveRunSettings(flags: RunFlags, positional: readonly string[
     sources['command'] = 'config';
   }
   if (command === undefined || command === '') throw usageError("no command to supervise: handoff run [options] -- <command> [args...]");
+  // Absolute, as systemd wants ExecStart=: a missing program is a usage error now rather than a
+  // restart loop later, and `handoff upgrade --exec` can name it by the same path.
+  const resolved = resolveCommand(command, env, cwd);
+  if (resolved === undefined) throw usageError(`command not found or not executable: ${command}`);
+  command = resolved;
 
   const listen = list('listen');
   try {

@@ -1,5 +1,6 @@
 /** Where `handoff` looks for its admin socket and state directory by default. */
 
+import fs from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -29,4 +30,31 @@ export function clientAdminSocket(flag: string | undefined, env: NodeJS.ProcessE
   const fromEnv = env['HANDOFF_ADMIN_SOCKET'];
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return defaultAdminSocket(env);
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    if (!fs.statSync(p).isFile()) return false;
+    fs.accessSync(p, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A command as an absolute path: a bare name is looked up in PATH (as the shell and spawn do), a
+ * path is resolved against `cwd`. Undefined when no executable file is found.
+ */
+export function resolveCommand(command: string, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
+  if (command.includes('/')) {
+    const p = path.resolve(cwd, command);
+    return isExecutableFile(p) ? p : undefined;
+  }
+  for (const dir of (env['PATH'] ?? '').split(':')) {
+    if (dir === '') continue;
+    const p = path.resolve(cwd, dir, command);
+    if (isExecutableFile(p)) return p;
+  }
+  return undefined;
 }

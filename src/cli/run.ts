@@ -18,8 +18,9 @@ import type { SupervisorOptions } from '../supervisor/types.js';
 import { childEnvironment, type RunSettings } from './config.js';
 import { CliError, EXIT } from './errors.js';
 
+/** pino JSON on stderr. No `pid` in the base: the supervisor's log lines use `pid` for children. */
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { pid: process.pid, name: 'handoff' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+  return pino({ level, base: { name: 'handoff' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
 }
 
 /** Runs the supervisor until a signal stops it; resolves with the process exit code. */

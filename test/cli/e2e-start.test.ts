@@ -133,3 +133,18 @@ t.test('usage errors of run exit 2 before anything starts', async (t) => {
   t.equal(help.code, 0);
   t.match(help.stdout.replace(/\s+/g, ' '), '(default: 25s; env: HANDOFF_DRAIN_GRACE)');
 });
+
+t.test('SIGTERM during a handoff: it rolls back, the waiting client hears why, S exits 0', async (t) => {
+  const run = await startRun(t);
+  const inc = (await status(run.env)).incumbent?.pid ?? 0;
+  const up = new Proc([BIN, 'upgrade', '--deadline', '60s', '--exec', process.execPath, '--', KV, '--data', run.dataDir, '--fault', 'hang-on-begin'], run.env);
+  t.teardown(() => up.signal('SIGKILL'));
+  await up.waitStdout(/phase begin/);
+  run.p.signal('SIGTERM');
+  const { code } = await up.exit();
+  t.equal(code, 1);
+  t.match(up.stdout, /aborted after .*: operator_abort: the supervisor is stopping/);
+  t.equal((await run.p.exit()).code, 0);
+  t.notOk(pidAlive(inc), 'the incumbent drained and exited');
+  t.notOk(fs.existsSync(run.sock));
+});

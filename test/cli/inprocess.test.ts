@@ -101,7 +101,7 @@ t.test('bad flags: one line on stderr and exit 2', async (t) => {
   const run = await cli(['run', '--drain-grace', 'x', '--', 'node']);
   t.equal(run.code, 2);
   t.match(run.err, /^handoff: --drain-grace: invalid duration 'x'/);
-  const listen = await cli(['run', '--listen', 'http=tcp://localhost:80', '--', 'node']);
+  const listen = await cli(['run', '--listen', 'http=tcp://localhost:80', '--', process.execPath]);
   t.equal(listen.code, 2);
   t.match(listen.err, /^handoff: --listen: bad listener/);
   const port = await cli(['demo', '--port', '99999']);
@@ -243,7 +243,7 @@ t.test('upgrade: exit codes and the three output modes', async (t) => {
   sup.script = { reject: new ProtocolError('incumbent_failed', 'no incumbent is serving (supervisor is restarting)') };
   r = await cli(['upgrade', '--admin-socket', sock]);
   t.equal(r.code, 1);
-  t.match(r.err, /no handoff: incumbent_failed/);
+  t.match(r.err, /cannot start a handoff: incumbent_failed/);
 
   sup.script = { events: [event('spawn')], reject: new ProtocolError('supervisor_stopping', 'bye') };
   r = await cli(['upgrade', '--admin-socket', sock]);

@@ -70,7 +70,7 @@ t.test('run settings: flags win over env, env over config, config over defaults'
       'hello-timeout': '3s',
       'allow-exec': 'bin/x',
       lock: 'lockdir',
-      command: ['/usr/bin/node', 'main.js'],
+      command: [process.execPath, 'main.js'],
       verbose: true,
     }),
   );
@@ -84,7 +84,7 @@ t.test('run settings: flags win over env, env over config, config over defaults'
   t.equal(s.heartbeatMs, DEFAULT_OPTIONS.heartbeatMs);
   t.same(s.allowExec, [path.join(dir, 'bin/x')]);
   t.equal(s.lockPath, path.join(dir, 'lockdir'));
-  t.equal(s.command, '/usr/bin/node');
+  t.equal(s.command, process.execPath);
   t.same(s.args, ['main.js']);
   t.equal(s.verbose, true);
   t.equal(s.logLevel, 'debug', '--verbose means debug logs unless a level is given');
@@ -102,18 +102,18 @@ t.test('run settings: flags win over env, env over config, config over defaults'
   t.equal(s.sources['drain-grace'], 'env');
 
   // Flags over env; the command after -- over the config's.
-  s = resolveRunSettings({ config: cfg, drainGrace: '250ms', listen: ['c=tcp://127.0.0.1:3'], verbose: true, logLevel: 'error' }, ['node', 'x.js', '--data', 'd'], env, dir);
+  s = resolveRunSettings({ config: cfg, drainGrace: '250ms', listen: ['c=tcp://127.0.0.1:3'], verbose: true, logLevel: 'error' }, ['node', 'x.js', '--data', 'd'], { ...env, PATH: `/nonexistent:${path.dirname(process.execPath)}` }, dir);
   t.equal(s.drainGraceMs, 250);
   t.same(s.listen, ['c=tcp://127.0.0.1:3']);
   t.equal(s.verbose, true);
   t.equal(s.logLevel, 'error');
-  t.equal(s.command, 'node');
+  t.equal(s.command, path.join(path.dirname(process.execPath), 'node'), 'a bare name is looked up in PATH');
   t.same(s.args, ['x.js', '--data', 'd']);
   t.equal(s.sources['drain-grace'], 'flag');
 });
 
 t.test('run settings: defaults and systemd directories', async (t) => {
-  const s = resolveRunSettings({}, ['svc'], { STATE_DIRECTORY: '/var/lib/svc', RUNTIME_DIRECTORY: '/run/svc' }, '/tmp');
+  const s = resolveRunSettings({}, [process.execPath], { STATE_DIRECTORY: '/var/lib/svc', RUNTIME_DIRECTORY: '/run/svc' }, '/tmp');
   t.equal(s.stateDir, '/var/lib/svc');
   t.equal(s.adminSocket, '/run/svc/handoff.sock');
   t.equal(s.drainGraceMs, DEFAULT_OPTIONS.drainGraceMs);
@@ -121,7 +121,7 @@ t.test('run settings: defaults and systemd directories', async (t) => {
   t.equal(s.logLevel, 'info');
   t.equal(s.lockPath, undefined);
   t.same(s.listen, []);
-  const plain = resolveRunSettings({}, ['svc'], {}, '/srv');
+  const plain = resolveRunSettings({}, [process.execPath], {}, '/srv');
   t.equal(plain.stateDir, '/srv/.handoff');
   t.equal(plain.adminSocket, './handoff.sock');
 });
@@ -152,6 +152,10 @@ t.test('run settings: every mistake is a usage error (exit 2) with one clear lin
     [[{ config: write('bool.json', '{"verbose": "yes"}') }, ['x'], {}], /'verbose' must be true or false/],
     [[{ config: write('dur.json', '{"deadline": "1y"}') }, ['x'], {}], /config 'deadline': invalid duration/],
     [[{ config: write('str.json', '{"lock": 5}') }, ['x'], {}], /'lock' must be a string/],
+    [[{}, ['no-such-program-xyz'], { PATH: '/bin:/usr/bin' }], /command not found or not executable: no-such-program-xyz/],
+    [[{}, ['./missing'], {}], /command not found or not executable: \.\/missing/],
+    [[{}, ['/etc/passwd'], {}], /command not found or not executable: \/etc\/passwd/],
+    [[{ listen: ['http=tcp://localhost:80'] }, [process.execPath], {}], /--listen: bad listener/],
   ];
   for (const [args, msg] of cases) {
     try {
@@ -174,7 +178,8 @@ t.test('children do not inherit the variables that configured S', async (t) => {
 t.test('upgrade builds its request: --exec paths resolved, args verbatim, durations in ms', async (t) => {
   t.same(upgradeBody({}, [], '/w'), {});
   t.same(upgradeBody({ exec: 'bin/kv', deadline: '30s', drainGrace: '2s' }, ['--data', 'rel/d'], '/w'), { command: '/w/bin/kv', args: ['--data', 'rel/d'], deadline_ms: 30_000, drain_grace_ms: 2000 });
-  t.same(upgradeBody({ exec: 'node' }, [], '/w'), { command: 'node' });
+  t.same(upgradeBody({ exec: 'node' }, [], '/w'), { command: 'node' }, 'not in PATH: sent as is');
+  t.same(upgradeBody({ exec: 'node' }, [], '/w', { PATH: path.dirname(process.execPath) }), { command: path.join(path.dirname(process.execPath), 'node') });
   t.same(upgradeBody({ exec: '/abs/x' }, [], '/w'), { command: '/abs/x' });
   const exitOf = (fn: () => unknown): number | undefined => {
     try {
