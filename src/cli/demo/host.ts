@@ -62,6 +62,9 @@ process.on('message', (raw: unknown) => {
   );
 });
 
+// Ctrl-C reaches the whole process group: the demo decides, and its exit disconnects us.
+process.on('SIGINT', () => log.info('SIGINT: left to the demo'));
+
 process.on('disconnect', () => {
   if (sup && sup.state !== 'stopped') {
     log.warn('the demo went away: killing the services');
