@@ -40,12 +40,13 @@ export class SupervisorHost {
   }
 
   /** Forks the host with its stdout and stderr (and so its services') appended to `logFile`. */
-  static spawn(hostPath: string, logFile: string, opts: { exposeGc?: boolean; cwd?: string } = {}): SupervisorHost {
+  static spawn(hostPath: string, logFile: string, opts: { exposeGc?: boolean; cwd?: string; execArgv?: string[] } = {}): SupervisorHost {
     const fd = fs.openSync(logFile, 'a');
     try {
       const proc = fork(hostPath, [], {
         stdio: ['ignore', fd, fd, 'ipc'],
-        execArgv: opts.exposeGc ? ['--expose-gc'] : [],
+        // Not the parent's flags (a test runner's loaders, say): the host is a plain Node process.
+        execArgv: [...(opts.execArgv ?? []), ...(opts.exposeGc ? ['--expose-gc'] : [])],
         ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
       });
       return new SupervisorHost(proc);

@@ -69,8 +69,14 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   return rep.ok ? 0 : 1;
 }
 
+/** For tests: run the host from another file (its TypeScript source) with other Node flags. */
+export interface DemoInternals {
+  hostPath?: string;
+  hostExecArgv?: string[];
+}
+
 /** The demo itself, without printing the result; `progress` gets one line per step. */
-export async function demo(opts: DemoOptions, progress: (line: string) => void = () => undefined): Promise<DemoReport> {
+export async function demo(opts: DemoOptions, progress: (line: string) => void = () => undefined, internals: DemoInternals = {}): Promise<DemoReport> {
   const port = opts.port ?? DEMO_DEFAULTS.port;
   const handoffs = Math.max(1, Math.floor(opts.handoffs ?? DEMO_DEFAULTS.handoffs));
   const durationMs = Math.max(500, opts.durationMs ?? DEMO_DEFAULTS.durationMs);
@@ -79,7 +85,7 @@ export async function demo(opts: DemoOptions, progress: (line: string) => void =
   const layout = makeLayout('handoff-demo-');
 
   progress(`handoff demo: temp dir ${layout.tempDir}, supervisor log ${layout.logFile}`);
-  const host = SupervisorHost.spawn(paths.host, layout.logFile, { cwd: layout.tempDir });
+  const host = SupervisorHost.spawn(internals.hostPath ?? paths.host, layout.logFile, { cwd: layout.tempDir, ...(internals.hostExecArgv ? { execArgv: internals.hostExecArgv } : {}) });
   const guard = new Guard(host.exited, WATCHDOG_MS, 'the demo');
   const runs: HandoffRun[] = [];
   let load: LoadGenerator | null = null;
