@@ -1,0 +1,53 @@
+import t from 'tap';
+import { ContractError, inheritedListeners, readContract } from '../../src/service/contract.js';
+
+t.test('the environment S sets', (t) => {
+  const c = readContract({
+    LISTEN_FDS: '2',
+    LISTEN_FDNAMES: 'http:admin',
+    HANDOFF_SOCK_FD: '5',
+    HANDOFF_ROLE: 'successor',
+    HANDOFF_LOCK_PATH: '/var/lib/kv/lock',
+    HANDOFF_HEARTBEAT_MS: '200',
+    HANDOFF_HEARTBEAT_TIMEOUT_MS: '1500',
+  });
+  t.same(c, {
+    supervised: true,
+    role: 'successor',
+    sockFd: 5,
+    listeners: [
+      { name: 'http', fd: 3 },
+      { name: 'admin', fd: 4 },
+    ],
+    lockPath: '/var/lib/kv/lock',
+    heartbeatMs: 200,
+    heartbeatTimeoutMs: 1500,
+  });
+  t.end();
+});
+
+t.test('defaults, and running without S', (t) => {
+  t.same(readContract({}), { supervised: false, role: 'cold-start', sockFd: undefined, listeners: [], lockPath: undefined, heartbeatMs: 1000, heartbeatTimeoutMs: 5000 });
+  t.same(inheritedListeners({ LISTEN_FDS: '2' }), [
+    { name: 'unknown', fd: 3 },
+    { name: 'unknown', fd: 4 },
+  ]);
+  t.equal(readContract({ HANDOFF_SOCK_FD: '3', HANDOFF_LOCK_PATH: '' }).lockPath, undefined, 'an empty lock path is none');
+  t.end();
+});
+
+t.test('a malformed contract is refused', (t) => {
+  for (const [env, re] of [
+    [{ LISTEN_FDS: 'x' }, /LISTEN_FDS is not a non-negative integer/],
+    [{ LISTEN_FDS: '1', LISTEN_FDNAMES: 'a:b' }, /names 2 listeners but LISTEN_FDS is 1/],
+    [{ HANDOFF_SOCK_FD: '2' }, /HANDOFF_SOCK_FD must be between/],
+    [{ HANDOFF_ROLE: 'boss', HANDOFF_SOCK_FD: '3' }, /HANDOFF_ROLE must be/],
+    [{ HANDOFF_ROLE: 'successor' }, /needs HANDOFF_SOCK_FD/],
+    [{ LISTEN_FDS: '1', HANDOFF_SOCK_FD: '3' }, /is one of the listener fds/],
+    [{ HANDOFF_SOCK_FD: '4', HANDOFF_HEARTBEAT_MS: '0' }, /HANDOFF_HEARTBEAT_MS must be between/],
+  ] as const) {
+    t.throws(() => readContract(env), ContractError);
+    t.throws(() => readContract(env), re);
+  }
+  t.end();
+});

@@ -1,0 +1,215 @@
+/**
+ * The S-loss rules, with the test playing S and then vanishing (closing its end of the channel, or
+ * going silent): never two writers, and whoever may write keeps serving.
+ */
+
+import t, { type Test } from 'tap';
+import fs from 'node:fs';
+import http from 'node:http';
+import { NIL_ID, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
+import { checkLockTrace } from '../../src/service/lock.js';
+import { Child, bindListener, info, lockHolder, makeLayout, readTrace, request, type Layout, type RawListener } from './harness.js';
+
+interface Ctx {
+  layout: Layout;
+  listener: RawListener;
+  children: Child[];
+}
+
+async function setup(t: Test): Promise<Ctx> {
+  const c: Ctx = { layout: makeLayout(), listener: await bindListener(), children: [] };
+  t.teardown(async () => {
+    await Promise.all(c.children.map((ch) => ch.kill()));
+    c.listener.close();
+    fs.rmSync(c.layout.dir, { recursive: true, force: true });
+  });
+  return c;
+}
+
+type Over = Partial<ConstructorParameters<typeof Child>[0]>;
+
+function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = [], over: Over = {}): Child {
+  const ch = new Child({ role, listener: c.listener, layout: c.layout, args, heartbeatTimeoutMs: 1_000, ...over });
+  c.children.push(ch);
+  return ch;
+}
+
+async function incumbent(c: Ctx, args: string[] = [], over: Over = {}): Promise<Child> {
+  const o = spawnKv(c, 'cold-start', args, over);
+  await o.handshake(NIL_ID);
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v1')).status, 201);
+  return o;
+}
+
+async function sealed(o: Child, id: HandoffId): Promise<void> {
+  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 1_000n });
+  await o.expect('Drained');
+  o.send({ type: 'SealRequest', handoff_id: id });
+  let m = await o.next();
+  while (m.type === 'SealProgress') m = await o.next();
+  if (m.type !== 'SealComplete') throw new Error(`expected SealComplete, got ${m.type}`);
+}
+
+const lost = (o: Child): Promise<unknown> => o.waitLog((l) => l.msg === 'supervisor lost');
+
+t.test('O at rest: keeps serving with its lock', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  o.channel.close();
+  await lost(o);
+  t.equal((await info(c.listener.port)).pid, o.pid);
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200, 'still writing: it holds the lock');
+  t.equal(lockHolder(c.layout), o.pid);
+});
+
+t.test('O draining: reopens accept and serves', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c, ['--fault', 'slow-drain']);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  await request(c.listener.port, 'GET', '/kv/k', undefined, agent);
+  const id = newHandoffId();
+  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 60_000n });
+  await o.waitLog((l) => l.msg === 'preparing: accept closed, draining');
+  const queued = request(c.listener.port, 'GET', '/kv/k');
+  o.channel.close();
+  await lost(o);
+  t.equal((await queued).body, 'v1', 'the connection queued during the drain is served');
+  t.equal((await request(c.listener.port, 'GET', '/kv/k', undefined, agent)).headers.connection, 'keep-alive', 'the drain is over');
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
+  t.equal(lockHolder(c.layout), o.pid);
+});
+
+t.test('O drained: reopens accept and serves', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  const id = newHandoffId();
+  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 1_000n });
+  await o.expect('Drained');
+  const queued = request(c.listener.port, 'GET', '/kv/k');
+  o.channel.close();
+  t.equal((await queued).body, 'v1');
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
+});
+
+t.test('O sealed, lock free: retakes it and serves', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  await sealed(o, newHandoffId());
+  t.equal(lockHolder(c.layout), null);
+  const queued = request(c.listener.port, 'GET', '/kv/k');
+  o.channel.close();
+  t.equal((await queued).body, 'v1', 'served after the lock was retaken');
+  t.equal(lockHolder(c.layout), o.pid);
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
+  t.same(checkLockTrace(readTrace(c.layout)), []);
+});
+
+t.test('O sealed, N holds the lock: O exits, N serves', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  const id = newHandoffId();
+  const n = spawnKv(c, 'successor');
+  await n.handshake(id);
+  await sealed(o, id);
+  n.send({ type: 'Begin', handoff_id: id });
+  await n.expect('Ready');
+  o.channel.close();
+  n.channel.close();
+  const exit = await o.waitExit();
+  t.equal(exit.code, 1, 'O gives up after its bounded retry');
+  await o.waitLog((l) => l.msg === 'cannot retake the data-dir lock (another process holds it); exiting');
+  await lost(n);
+  t.equal((await info(c.listener.port)).pid, n.pid);
+  t.equal((await request(c.listener.port, 'GET', '/kv/k')).body, 'v1');
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
+  t.equal(lockHolder(c.layout), n.pid);
+  t.same(checkLockTrace(readTrace(c.layout)), []);
+});
+
+t.test('N before Begin: exits', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  const n = spawnKv(c, 'successor');
+  await n.handshake(newHandoffId());
+  n.channel.close();
+  t.equal((await n.waitExit()).code, 1);
+  t.equal((await info(c.listener.port)).pid, o.pid);
+  t.equal(lockHolder(c.layout), o.pid);
+});
+
+t.test('N lost its supervisor between Begin and Ready: holds the lock and serves without Ready', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  const id = newHandoffId();
+  const n = spawnKv(c, 'successor', ['--fault', 'slow-open', '--fault-ms', '1000']);
+  await n.handshake(id);
+  await sealed(o, id);
+  o.send({ type: 'Commit', handoff_id: id });
+  await o.waitExit();
+  n.send({ type: 'Begin', handoff_id: id });
+  await n.waitLog((l) => l.msg === 'begin');
+  n.channel.close();
+  await n.waitLog((l) => l.msg === 'the supervisor was lost after Begin; holding the lock, serving');
+  t.equal((await info(c.listener.port)).pid, n.pid);
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
+  t.equal(lockHolder(c.layout), n.pid);
+});
+
+t.test('N after Ready: keeps serving', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c);
+  const id = newHandoffId();
+  const n = spawnKv(c, 'successor');
+  await n.handshake(id);
+  await sealed(o, id);
+  n.send({ type: 'Begin', handoff_id: id });
+  await n.expect('Ready');
+  o.send({ type: 'Commit', handoff_id: id });
+  await o.waitExit();
+  n.channel.close();
+  await lost(n);
+  t.equal((await info(c.listener.port)).pid, n.pid);
+  t.equal((await request(c.listener.port, 'GET', '/kv/k')).body, 'v1');
+});
+
+t.test('a silent supervisor is lost after the heartbeat timeout', async (t) => {
+  t.test('at rest: the channel is closed, the incumbent serves on', async (t) => {
+    const c = await setup(t);
+    const o = await incumbent(c, [], { heartbeatTimeoutMs: 600, sHeartbeatMs: 0 });
+    const closed = new Promise((resolve) => o.channel.once('close', resolve));
+    const l = await o.waitLog((x) => x.msg === 'supervisor lost');
+    t.match(l.reason, /^heartbeat_timeout: /);
+    await closed;
+    t.equal((await info(c.listener.port)).pid, o.pid);
+  });
+  t.test('while drained: Abort(heartbeat_timeout) to S, then serves again', async (t) => {
+    const c = await setup(t);
+    const o = await incumbent(c, [], { heartbeatTimeoutMs: 800 });
+    const id = newHandoffId();
+    o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 1_000n });
+    await o.expect('Drained');
+    o.stopHeartbeats();
+    const abort = await o.expect('Abort');
+    t.ok(idEquals(abort.handoff_id, id));
+    t.match(abort.reason, /^heartbeat_timeout: /);
+    t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200, 'serving and writing again');
+  });
+  t.end();
+});
+
+t.test('the incumbent gives up on a handoff S leaves hanging past its deadline', async (t) => {
+  const c = await setup(t);
+  const o = await incumbent(c, [], { heartbeatTimeoutMs: 500 });
+  const id = newHandoffId();
+  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 300n, drain_grace_ms: 100n });
+  await o.expect('Drained');
+  const abort = await o.expect('Abort');
+  t.match(abort.reason, /^deadline_exceeded: /);
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
+  // A late SealRequest for that handoff is now a protocol error, not a seal.
+  o.send({ type: 'SealRequest', handoff_id: id });
+  await new Promise((resolve) => o.channel.once('close', resolve));
+  t.equal(o.channel.closeError?.kind, 'peer_closed');
+  t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v3')).status, 200, 'still the one writer');
+});
