@@ -164,7 +164,7 @@ export function renderReport(rep: DemoReport): string {
   const kv = (k: string, v: string): string => `  ${pad(k, L)}${v}`;
   const out: string[] = [];
   out.push('');
-  out.push(`handoff demo: the kv example under load, ${rep.handoffs.length} handoffs, http://127.0.0.1:${rep.port}`);
+  out.push(`handoff demo: the kv example under load, ${rep.handoffs.length} handoff${rep.handoffs.length === 1 ? '' : 's'}, http://127.0.0.1:${rep.port}`);
   out.push('');
   out.push(
     kv(
@@ -224,7 +224,7 @@ export function renderReport(rep: DemoReport): string {
     out.push(`  error: ${rep.error}`);
   }
   out.push('');
-  if (rep.ok) out.push(`  PASS: ${rep.committed} handoffs committed under load; no failed request, no refused connection, every acknowledged write survived.`);
+  if (rep.ok) out.push(`  PASS: ${rep.committed} handoff${rep.committed === 1 ? '' : 's'} committed under load; no failed request, no refused connection, every acknowledged write survived.`);
   else out.push(`  FAIL: see above. Temp dir kept: ${rep.tempDir}`);
   out.push(`  supervisor log: ${rep.logFile}${rep.kept ? '' : ' (removed with the temp dir)'}`);
   out.push('');
