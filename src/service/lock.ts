@@ -175,10 +175,11 @@ export class DataDirLock {
 /**
  * For S, after it has reaped a dead holder: removes the lock directory so that the next process
  * can take it at once instead of waiting for it to go stale. Records a `clear` naming the holder
- * (before removing, so the dead holder's interval ends no later than the lock became free).
+ * (before removing, so the dead holder's interval ends no later than the lock became free) in the
+ * trace named by `env` (pass the children's environment when only they carry HANDOFF_LOCK_TRACE).
  */
-export function clearLock(lockPath: string, holderPid: number): void {
-  traceLockEvent('clear', holderPid);
+export function clearLock(lockPath: string, holderPid: number, env: NodeJS.ProcessEnv = process.env): void {
+  traceLockEvent('clear', holderPid, env);
   fs.rmSync(lockPath, { recursive: true, force: true });
 }
 

@@ -72,15 +72,12 @@ t.test('clearLock removes a dead holder’s lock and records whose it was', (t) 
   const p = tmp(t);
   fs.mkdirSync(p.lockPath);
   traceLockEvent('acquire', undefined, { HANDOFF_LOCK_TRACE: p.trace });
-  const prev = process.env.HANDOFF_LOCK_TRACE;
-  process.env.HANDOFF_LOCK_TRACE = p.trace;
-  clearLock(p.lockPath, 4242);
-  if (prev === undefined) delete process.env.HANDOFF_LOCK_TRACE;
-  else process.env.HANDOFF_LOCK_TRACE = prev;
+  clearLock(p.lockPath, 4242, { HANDOFF_LOCK_TRACE: p.trace });
   t.notOk(isLockHeld(p.lockPath));
   const events = readLockTrace(p.trace);
   t.same(events[1], { pid: process.pid, event: 'clear', holder: 4242, t_ns: events[1]!.t_ns });
-  clearLock(p.lockPath, 4242); // already gone: fine
+  clearLock(p.lockPath, 4242, {}); // already gone, and not traced: fine
+  t.equal(readLockTrace(p.trace).length, 2);
   t.end();
 });
 
