@@ -230,6 +230,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   private timers: NodeJS.Timeout[] = [];
   private deadlineTimer: NodeJS.Timeout | undefined;
   private servingResolve: (() => void) | undefined;
+  private deferredPrepare: MessageOf<'PrepareHandoff'> | undefined;
 
   constructor(opts: ServiceOptions) {
     super();
@@ -467,7 +468,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
         return;
       }
       if (this.exiting) return;
-      this.logger.debug({ msg: msg.type }, 'received');
+      this.logger.debug({ type: msg.type }, 'received');
       try {
         this.onMessage(channel, msg);
       } catch (err) {
@@ -491,6 +492,11 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       case 'Heartbeat':
         return;
       case 'PrepareHandoff': {
+        if (phase === 'resuming' && !this.deferredPrepare) {
+          // S cannot know when a resume is over (there is no message for it): take it right after.
+          this.deferredPrepare = msg;
+          return;
+        }
         if (phase !== 'serving') this.unexpected(msg);
         this.currentId = msg.handoff_id;
         this.asSuccessor = false;
@@ -531,7 +537,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     const id = msg.handoff_id;
     if (!this.currentId || !idEquals(id, this.currentId)) {
       if (this.lastEndedId && idEquals(id, this.lastEndedId)) {
-        this.logger.debug({ msg: msg.type }, 'the handoff already ended here; ignored');
+        this.logger.debug({ type: msg.type }, 'the handoff already ended here; ignored');
         return;
       }
       if (msg.type === 'Abort' && !this.currentId && this.phaseValue === 'serving') {
@@ -542,7 +548,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       this.checkId(id);
     }
     const phase = this.phaseValue;
-    this.logger.warn({ msg: msg.type, reason, phase }, 'handoff called off');
+    this.logger.warn({ type: msg.type, reason, phase }, 'handoff called off');
     switch (phase) {
       case 'awaiting-begin':
       case 'beginning':
@@ -590,6 +596,8 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.phaseValue = 'draining';
     this.logger.info({ handoff_id: this.handoffId, drain_grace_ms: graceMs }, 'preparing: accept closed, draining');
     await this.stopAccepting();
+    // Called off while accept was closing: draining now would close connections of a serving process.
+    if (epoch !== this.epoch) return;
     const left = await this.runDrain(graceMs);
     if (epoch !== this.epoch || this.phaseValue !== 'draining') return;
     this.phaseValue = 'drained';
@@ -720,6 +728,15 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.phaseValue = 'serving';
     this.logger.info('serving again');
     this.emit('resumed');
+    const next = this.deferredPrepare;
+    this.deferredPrepare = undefined;
+    if (next && this.channel && !this.channel.closed) {
+      try {
+        this.onMessage(this.channel, next);
+      } catch (err) {
+        this.channel.fail(err instanceof ProtocolError ? err : new ProtocolError('unexpected_message', firstLine(err)));
+      }
+    }
   }
 
   /** O's own deadline: if S neither seals nor aborts well past the handoff deadline, stop waiting. */

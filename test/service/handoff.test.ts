@@ -313,3 +313,28 @@ t.test('Commit closes the store, releases the lock and exits 0', async (t) => {
   t.same(await o.waitExit(), { code: 0, signal: null });
   t.notOk(isLockHeld(c.layout.lockPath));
 });
+
+t.test('a PrepareHandoff that arrives while the incumbent is still resuming waits for the resume', async (t) => {
+  const c = await setup(t);
+  const o = await coldIncumbent(c);
+  const id = newHandoffId();
+  await prepare(o, id);
+  o.send({ type: 'SealRequest', handoff_id: id });
+  let m = await o.next();
+  while (m.type === 'SealProgress') m = await o.next();
+  t.equal(m.type, 'SealComplete');
+  // A successor that is slow to go still holds the lock: O's resume has to wait for it.
+  const slow = new DataDirLock(c.layout.lockPath);
+  await slow.acquire();
+  o.send({ type: 'ResumeAfterAbort', handoff_id: id });
+  const id2 = newHandoffId();
+  o.send({ type: 'PrepareHandoff', handoff_id: id2, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 100n });
+  await slow.release();
+  const d = await o.expect('Drained');
+  t.equal(d.accept_closed, true, 'the next handoff went ahead once O had resumed');
+  t.equal(lockHolder(c.layout), o.pid);
+  await o.waitLog((l) => l.msg === 'serving again');
+  o.send({ type: 'Abort', handoff_id: id2, reason: 'operator_abort: test' });
+  await o.waitLog((l) => l.msg === 'serving again' && o.logs.filter((x) => x.msg === 'serving again').length === 2);
+  t.equal((await request(c.listener.port, 'PUT', '/kv/z', '1')).status, 201);
+});
