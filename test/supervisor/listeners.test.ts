@@ -54,8 +54,8 @@ function queuedClient(address: string, line: string): Promise<{ reply: Promise<s
   });
 }
 
-/** A child that serves `count` connections on the listener it gets at fd 3, then exits. */
-function serveFromFd(fd: number, count: number): ChildProcess {
+/** A child that serves `count` connections on the listener it gets at fd 3, then exits (or dies with the test). */
+function serveFromFd(t: TapTest, fd: number, count: number): ChildProcess {
   const code = `
     const net = require('node:net');
     let left = Number(process.argv[1]);
@@ -70,7 +70,11 @@ function serveFromFd(fd: number, count: number): ChildProcess {
       });
     });
     server.listen({ fd: 3 });`;
-  return spawn(process.execPath, ['-e', code, String(count)], { stdio: ['ignore', 'ignore', 'inherit', fd] });
+  const child = spawn(process.execPath, ['-e', code, String(count)], { stdio: ['ignore', 'ignore', 'inherit', fd] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return child;
 }
 
 function exited(c: ChildProcess): Promise<number | null> {
@@ -83,7 +87,7 @@ function exited(c: ChildProcess): Promise<number | null> {
 async function provesQueueing(t: TapTest, l: HeldListener): Promise<void> {
   // Three clients connect while nobody accepts: the kernel completes them into the backlog.
   const clients = await Promise.all([0, 1, 2].map((i) => queuedClient(l.address, `ping${i}`)));
-  const child = serveFromFd(l.fd, clients.length);
+  const child = serveFromFd(t, l.fd, clients.length);
   const replies = await Promise.all(clients.map((c) => c.reply));
   t.same(
     replies,
@@ -110,6 +114,61 @@ t.test('a TCP listener queues connections until a child serves them', async (t) 
 });
 
 const hasV6Loopback = Object.values(os.networkInterfaces()).some((ifs) => ifs?.some((i) => i.address === '::1'));
+
+t.test('connections racing the bind are never accepted (and dropped) by the helper', async (t) => {
+  // Clients hammer a port before it exists; every connection that gets through while the helper
+  // binds and hands the socket over must still be answered by the child that serves afterwards.
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const replies: Array<Promise<string>> = [];
+  let attempts = 0;
+  let refused = 0;
+  const tryOnce = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      const c = net.connect({ host: '127.0.0.1', port });
+      c.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED') refused++;
+        resolve(false);
+      });
+      c.once('connect', () => {
+        c.removeAllListeners('error');
+        c.setEncoding('utf8');
+        let buf = '';
+        replies.push(
+          new Promise<string>((res) => {
+            c.on('data', (d: string) => (buf += d));
+            c.on('end', () => res(buf));
+            c.on('error', (e: Error) => res(`error ${e.message}`));
+          }),
+        );
+        c.write(`n${replies.length}\n`);
+        resolve(true);
+      });
+    });
+  const hammer = async (): Promise<void> => {
+    while (replies.length < 40 && attempts < 50_000) {
+      attempts++;
+      await tryOnce();
+    }
+  };
+  const loops = [hammer(), hammer(), hammer(), hammer()];
+  const [l] = await bindListeners([parseListen(`race=tcp://127.0.0.1:${port}`)]);
+  if (!l) throw new Error('no listener');
+  t.teardown(() => l.close());
+  await Promise.all(loops);
+  t.ok(refused > 0, `${refused} attempts were refused before the bind, so the race was on`);
+  t.ok(replies.length >= 40, `${replies.length} connections got through`);
+  const child = serveFromFd(t, l.fd, replies.length);
+  const got = await Promise.all(replies);
+  t.same(
+    got.filter((r) => !r.startsWith('pong ')),
+    [],
+    'every connection made while binding was answered by the child',
+  );
+  t.equal(await exited(child), 0);
+});
 
 t.test('an IPv6 loopback listener', { skip: hasV6Loopback ? false : 'no ::1 on this machine' }, async (t) => {
   const [l] = await bindListeners([parseListen('v6=tcp://[::1]:0')]);
