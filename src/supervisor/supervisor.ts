@@ -321,7 +321,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (this.opts.lockPath === undefined) return;
     if (isLockHeld(this.opts.lockPath)) {
       this.log.warn({ holder: holderPid, lock: this.opts.lockPath }, 'clearing the lock of a reaped process');
-      clearLock(this.opts.lockPath, holderPid);
+      clearLock(this.opts.lockPath, holderPid, this.opts.env ?? process.env);
     }
   }
 

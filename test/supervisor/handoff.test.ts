@@ -115,9 +115,10 @@ t.test('20 handoffs in a row: fds and children return to baseline', async (t) =>
     const rec = await upgrade(s, env, ['--build-id', `b${i}`]);
     if (rec.outcome !== 'committed') t.fail(`handoff ${i}: ${rec.reason}`);
   }
+  // Measured at the same point as the baseline: right after a handoff resolved, before any request.
+  t.equal(openFds(), fds, `open fds back to ${fds}`);
   const now = await info(port);
   t.equal(now.build_id, 'b19');
-  t.equal(openFds(), fds, `open fds back to ${fds}`);
   t.same(childPids(), [now.pid], 'one child: the incumbent');
   t.equal(s.history().length, 21);
 });
