@@ -66,7 +66,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.stateDir.claim();
     this.recoverJournal();
     const specs = this.opts.listen.map(parseListen);
-    const inherited = specs.length === 0 ? inheritedListeners(process.env) : null;
+    const inherited = inheritedListeners(process.env);
+    if (inherited && specs.length > 0) {
+      for (const l of inherited) l.close();
+      throw new Error('both --listen and sockets from systemd (LISTEN_FDS) were given: use one');
+    }
     this.held = inherited ?? (await bindListeners(specs));
     this.log.info({ listeners: this.held.map((l) => ({ name: l.name, address: l.address })) }, 'listeners held');
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs);
