@@ -108,6 +108,16 @@ export interface ServiceOptions {
   logger?: Logger;
   /** Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Advanced: overrides what the environment says, for other launchers and in-process tests
+   * (a `sockFd` makes the service supervised; `listeners` replaces LISTEN_FDS/LISTEN_FDNAMES).
+   */
+  contract?: Partial<Omit<ServiceContract, 'supervised'>>;
+  /**
+   * How the process ends (default process.exit). When replaced, the service stops accepting,
+   * releases the lock and closes the channel first, and does nothing more afterwards.
+   */
+  exit?: (code: number) => void;
 }
 
 export type ServicePhase =
@@ -231,20 +241,24 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private servingResolve: (() => void) | undefined;
   private deferredPrepare: MessageOf<'PrepareHandoff'> | undefined;
+  private removeSignalHandlers: () => void = () => undefined;
 
   constructor(opts: ServiceOptions) {
     super();
     this.opts = opts;
     const env = opts.env ?? process.env;
     this.logger = opts.logger ?? defaultLogger(env);
-    this.contract = readContract(env);
+    const fromEnv = readContract(env);
+    const over = opts.contract ?? {};
+    const sockFd = 'sockFd' in over ? over.sockFd : fromEnv.sockFd;
+    this.contract = { ...fromEnv, ...over, sockFd, supervised: sockFd !== undefined };
     this.buildId = typeof opts.buildId === 'string' ? new Uint8Array(Buffer.from(opts.buildId, 'utf8')) : opts.buildId;
     if (this.buildId.length > MAX_BUILD_ID) throw new RangeError(`buildId is longer than ${MAX_BUILD_ID} bytes`);
     const names = Object.keys(opts.servers);
     if (names.length === 0) throw new TypeError('servers: name at least one server');
 
     let listeners: InheritedListener[] = this.contract.listeners;
-    if (listeners.length > 0 && !env.LISTEN_FDNAMES && listeners.length === names.length) {
+    if (listeners.length > 0 && !opts.contract?.listeners && !env.LISTEN_FDNAMES && listeners.length === names.length) {
       // Unnamed fds (plain systemd socket activation): take them in the order the servers are given.
       listeners = listeners.map((l, i) => ({ name: names[i]!, fd: l.fd }));
     }
@@ -318,6 +332,10 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       };
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
+      this.removeSignalHandlers = () => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      };
     }
     const serving = new Promise<void>((resolve) => {
       this.servingResolve = resolve;
@@ -353,7 +371,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   private async runStandalone(): Promise<void> {
     this.logger.info({ role: 'standalone' }, 'no supervisor: serving on our own');
     if (!(await this.takeLockOrExit())) return;
-    await this.openOrExit();
+    if (!(await this.openOrExit())) return;
     await this.startAccepting();
     this.becomeServing();
   }
@@ -361,7 +379,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   private async runColdStart(): Promise<void> {
     const channel = this.openChannel();
     if (!(await this.takeLockOrExit())) return;
-    await this.openOrExit();
+    if (!(await this.openOrExit())) return;
     try {
       await this.startAccepting();
     } catch (err) {
@@ -439,14 +457,15 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     }
   }
 
-  private async openOrExit(): Promise<bigint[]> {
+  private async openOrExit(): Promise<boolean> {
     try {
       const res = await this.opts.open();
       this.opened = true;
-      return toU64List(res.revisions, 'open().revisions');
+      toU64List(res.revisions, 'open().revisions');
+      return true;
     } catch (err) {
       await this.fatal('open failed', err);
-      return [];
+      return false;
     }
   }
 
@@ -912,13 +931,14 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
 
   private async startAccepting(): Promise<void> {
     for (const e of this.entries) {
-      if (e.listening) continue;
+      if (e.listening || this.exiting) continue;
       if (!this.pool.has(e.name)) {
         const where = this.opts.standaloneListen?.[e.name];
         if (!where || isAcceptor(e.target)) throw new Error(`nowhere to listen for ${e.name}`);
         await listenOn(e.target, where);
       } else {
         const h = await this.pool.take(e.name);
+        if (this.exiting) return;
         if (isAcceptor(e.target)) await e.target.start(adoptByNumber(h));
         else await listenOn(e.target, isTcpHandle(h) ? h : { fd: adoptByNumber(h) });
       }
@@ -1002,7 +1022,13 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.timers = [];
     await this.flushChannel();
     this.logger.info({ code }, 'exiting');
-    process.exit(code);
+    if (!this.opts.exit) process.exit(code);
+    // Someone else ends the process: leave nothing behind that process.exit would have taken.
+    await this.stopAccepting();
+    await this.releaseLock();
+    this.channel?.close();
+    this.removeSignalHandlers();
+    this.opts.exit(code);
   }
 
   private task(p: Promise<void>): void {
