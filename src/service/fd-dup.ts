@@ -3,16 +3,16 @@
  *
  * Stopping accept means closing the listening handle, and in Node that closes the descriptor: a
  * net.Server that was close()d cannot listen({fd}) on the same fd again (measured on Node 20:
- * EINVAL). An abort must be able to reopen accept, so the library never listens on the inherited
- * descriptors themselves: it keeps them as masters and listens on duplicates, closing only a
- * duplicate when it stops accepting. The socket stays open (in S and in the masters) and new
+ * EINVAL). An abort must be able to reopen accept, so before the library closes a descriptor it
+ * holds another one of the same socket to listen on next. The socket stays open (in S) and new
  * connections queue in the kernel until someone accepts again.
  *
  * Node has no dup(2). A short-lived helper process inherits the masters and sends them back over
  * an IPC channel (SCM_RIGHTS): each received handle is a new descriptor of the same socket, marked
  * close-on-exec. The helper wraps the descriptors without reading or accepting, so it never takes a
- * connection. One helper run costs ~50-70 ms, so the pool keeps a spare per listener and refills in
- * the background: reopening accept after an abort does not wait for a process spawn.
+ * connection. One helper run costs ~50-80 ms, so it is kept off the critical path: the first listen
+ * uses the inherited descriptor itself, and a spare duplicate per listener is made in the background
+ * for the next one (reopening accept after an abort does not wait for a process spawn).
  */
 
 import { spawn } from 'node:child_process';
@@ -126,9 +126,27 @@ export function adoptByNumber(h: RawHandle): number {
   return h.fd;
 }
 
-/** A pool of duplicates of the inherited listeners, refilled in the background. */
+interface Slot {
+  name: string;
+  /** The inherited descriptor. */
+  master: number;
+  masterState: 'unused' | 'in-use' | 'closed';
+  /** Duplicates ready to listen on. */
+  spares: RawHandle[];
+  /** Descriptors handed out by take() and not yet reported closed (other than the master). */
+  inUse: Set<number>;
+}
+
+/**
+ * The descriptors of each inherited listener: the master is handed out first (the first listen
+ * needs no helper run), then duplicates, one kept spare and refilled in the background.
+ *
+ * A duplicate is made from any descriptor of the socket that is open when the helper is spawned:
+ * a spare, the master, or one being listened on. spawn() returns only after the helper has
+ * exec'd, holding its own copies, so closing that descriptor afterwards cannot race the helper.
+ */
 export class ListenerPool {
-  private readonly pools = new Map<string, RawHandle[]>();
+  private readonly slots = new Map<string, Slot>();
   private inflight: Promise<void> | undefined;
 
   constructor(
@@ -137,26 +155,43 @@ export class ListenerPool {
     /** Duplicates kept ready per listener. */
     private readonly spare = 1,
   ) {
-    for (const l of listeners) this.pools.set(l.name, []);
+    for (const l of listeners) this.slots.set(l.name, { name: l.name, master: l.fd, masterState: 'unused', spares: [], inUse: new Set() });
   }
 
   has(name: string): boolean {
-    return this.pools.has(name);
+    return this.slots.has(name);
   }
 
-  /** Starts filling every pool to `spare` (+ `extra` for the names given); resolves when done. */
+  /** Spares ready for `name`. */
+  spares(name: string): number {
+    return this.slots.get(name)?.spares.length ?? 0;
+  }
+
+  /** Fills every listener's spares to `spare` (+ `extra` for the names given); resolves when done. */
   fill(extra: ReadonlyMap<string, number> = new Map()): Promise<void> {
     if (this.inflight) {
       // One helper at a time; a request made meanwhile is served by a second round if still short.
-      return this.inflight.then(() => (this.shortOf(extra) ? this.fill(extra) : undefined));
+      return this.inflight.then(() => (this.shortOf(extra).length > 0 ? this.fill(extra) : undefined));
     }
-    if (!this.shortOf(extra)) return Promise.resolve();
-    const counts = this.listeners.map((l) => Math.max(0, this.spare + (extra.get(l.name) ?? 0) - (this.pools.get(l.name)?.length ?? 0)));
-    const run = duplicateFds(
-      this.listeners.map((l) => l.fd),
-      counts,
-    ).then((got) => {
-      this.listeners.forEach((l, i) => this.pools.get(l.name)?.push(...(got[i] ?? [])));
+    const short = this.shortOf(extra);
+    if (short.length === 0) return Promise.resolve();
+    const sources: number[] = [];
+    const counts: number[] = [];
+    const slots: Slot[] = [];
+    for (const { slot, count } of short) {
+      const src = this.source(slot);
+      if (src === undefined) {
+        this.logger.error({ listener: slot.name }, 'no open descriptor left to duplicate this listener from');
+        continue;
+      }
+      slots.push(slot);
+      sources.push(src);
+      counts.push(count);
+    }
+    if (slots.length === 0) return Promise.reject(new Error(`no open descriptor to duplicate ${short.map((x) => x.slot.name).join(', ')} from`));
+    // duplicateFds spawns synchronously: from here on the sources may be closed.
+    const run = duplicateFds(sources, counts).then((got) => {
+      slots.forEach((slot, i) => slot.spares.push(...(got[i] ?? [])));
     });
     this.inflight = run.finally(() => {
       this.inflight = undefined;
@@ -164,22 +199,55 @@ export class ListenerPool {
     return this.inflight;
   }
 
-  /** A fresh duplicate of the named listener (waits for a helper run only when the pool is empty). */
+  /**
+   * A descriptor to listen on (the caller owns it until it reports it closed): the master the
+   * first time, then a spare (waiting for a helper run only when none is ready).
+   */
   async take(name: string): Promise<RawHandle> {
-    const pool = this.pools.get(name);
-    if (!pool) throw new Error(`no inherited listener named ${JSON.stringify(name)}`);
-    for (let attempt = 0; pool.length === 0; attempt++) {
-      if (attempt >= 3) throw new Error(`could not duplicate listener ${name}`);
-      await this.fill(new Map([[name, 1]]));
+    const slot = this.slots.get(name);
+    if (!slot) throw new Error(`no inherited listener named ${JSON.stringify(name)}`);
+    let h: RawHandle | undefined;
+    if (slot.spares.length === 0 && slot.masterState === 'unused') {
+      slot.masterState = 'in-use';
+      h = { fd: slot.master };
     }
-    const h = pool.shift()!;
-    if (pool.length < this.spare) {
+    for (let attempt = 0; !h && slot.spares.length === 0; attempt++) {
+      if (attempt >= 3) throw new Error(`could not duplicate listener ${name}`);
+      // A fill already running (the prefetch) usually brings what we need: wait for it first.
+      if (this.inflight) await this.inflight.catch(() => undefined);
+      else await this.fill(new Map([[name, 1]]));
+    }
+    if (!h) {
+      h = slot.spares.shift()!;
+      slot.inUse.add(h.fd);
+    }
+    if (slot.spares.length < this.spare) {
       this.fill().catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'refilling the listener pool failed'));
     }
     return h;
   }
 
-  private shortOf(extra: ReadonlyMap<string, number>): boolean {
-    return this.listeners.some((l) => (this.pools.get(l.name)?.length ?? 0) < this.spare + (extra.get(l.name) ?? 0));
+  /** The descriptor `fd` of `name`, given by take(), was closed. */
+  closed(name: string, fd: number): void {
+    const slot = this.slots.get(name);
+    if (!slot) return;
+    if (fd === slot.master && slot.masterState === 'in-use') slot.masterState = 'closed';
+    else slot.inUse.delete(fd);
+  }
+
+  private source(slot: Slot): number | undefined {
+    if (slot.spares[0]) return slot.spares[0].fd;
+    if (slot.masterState !== 'closed') return slot.master;
+    for (const fd of slot.inUse) return fd;
+    return undefined;
+  }
+
+  private shortOf(extra: ReadonlyMap<string, number>): Array<{ slot: Slot; count: number }> {
+    const out: Array<{ slot: Slot; count: number }> = [];
+    for (const slot of this.slots.values()) {
+      const count = this.spare + (extra.get(slot.name) ?? 0) - slot.spares.length;
+      if (count > 0) out.push({ slot, count });
+    }
+    return out;
   }
 }

@@ -177,6 +177,8 @@ interface ServerEntry {
   name: string;
   target: net.Server | Acceptor;
   listening: boolean;
+  /** The pool descriptor accepted on, to report when closed. */
+  fd: number | undefined;
   drainer: HttpDrain | ConnectionTracker | undefined;
 }
 
@@ -277,7 +279,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       if (!opts.drain && !isAcceptor(target)) {
         drainer = target instanceof http.Server || target instanceof https.Server ? new HttpDrain(target, { lingerMs: opts.lingerMs }) : new ConnectionTracker(target);
       }
-      return { name, target, listening: false, drainer };
+      return { name, target, listening: false, fd: undefined, drainer };
     });
 
     const envLock = this.contract.lockPath;
@@ -938,6 +940,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
         await listenOn(e.target, where);
       } else {
         const h = await this.pool.take(e.name);
+        e.fd = h.fd;
         if (this.exiting) return;
         if (isAcceptor(e.target)) await e.target.start(adoptByNumber(h));
         else await listenOn(e.target, isTcpHandle(h) ? h : { fd: adoptByNumber(h) });
@@ -959,6 +962,8 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       } catch (err) {
         this.logger.warn({ listener: e.name, err: firstLine(err) }, 'closing accept failed');
       }
+      if (e.fd !== undefined) this.pool.closed(e.name, e.fd);
+      e.fd = undefined;
     }
     this.emit('accept-closed');
   }
