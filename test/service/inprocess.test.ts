@@ -282,6 +282,7 @@ t.test('a full handoff between two services in this process', async (t) => {
   const hello = await n.s.handshake(id);
   t.equal(hello.role, 'Successor');
   await drained(o, id);
+  await n.app.waitLog('hello acknowledged');
   t.equal(o.svc.handoffId, n.svc.handoffId, 'both know the handoff');
   o.s.send({ type: 'SealRequest', handoff_id: id });
   const p1 = await o.s.expect('SealProgress');
