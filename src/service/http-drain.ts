@@ -87,6 +87,7 @@ export class HttpDrain {
         resolve(left);
       };
       const timer = setTimeout(done, Math.min(Math.max(0, graceMs), 2 ** 31 - 1));
+      timer.unref();
       this.waiter = done;
       this.checkDone();
     });
@@ -200,6 +201,7 @@ export class ConnectionTracker {
         resolve(left);
       };
       const timer = setTimeout(() => done(true), Math.min(Math.max(0, graceMs), 2 ** 31 - 1));
+      timer.unref();
       this.waiter = () => done(false);
       if (this.conns.size === 0) done(false);
     });

@@ -590,7 +590,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       case 'drained':
       case 'seal-failed':
         this.emit('aborted', { reason, phase });
-        this.task(this.undoHeld(channel));
+        this.task(this.undoHeld());
         return;
       case 'sealing':
         this.abortPending = reason;
@@ -655,7 +655,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     if (this.exiting || this.stopping) return;
     if (this.abortPending !== undefined || this.supervisorLost) {
       this.emit('aborted', { reason: this.abortPending ?? 'supervisor lost', phase: 'sealing' });
-      return this.undoHeld(channel);
+      return this.undoHeld();
     }
     if (!result) {
       const error = wireText(firstLine(failure));
@@ -688,7 +688,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   }
 
   /** Abort while we still hold the lock (before sealing, or after a failed seal): serve again. */
-  private async undoHeld(_channel: Channel): Promise<void> {
+  private async undoHeld(): Promise<void> {
     this.epoch++;
     this.phaseValue = 'resuming';
     this.clearDeadline();
@@ -775,7 +775,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       this.logger.error('handoff deadline passed while drained: serving again');
       channel.send({ type: 'Abort', handoff_id: id, reason });
       this.emit('aborted', { reason, phase: this.phaseValue });
-      this.task(this.undoHeld(channel));
+      this.task(this.undoHeld());
     }, ms);
     this.deadlineTimer.unref();
   }
@@ -895,7 +895,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
       case 'drained':
       case 'seal-failed':
         this.emit('aborted', { reason: 'supervisor lost', phase });
-        this.task(this.undoHeld(this.channel!));
+        this.task(this.undoHeld());
         return;
       case 'sealed':
         this.emit('aborted', { reason: 'supervisor lost', phase });
