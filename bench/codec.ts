@@ -1,6 +1,6 @@
 /**
  * Codec benchmark: frames encoded + decoded per second over a realistic mix of the 14 variants, for
- * our strict codec and, in the same run, @msgpack/msgpack and msgpackr (useRecords: false).
+ * our strict codec and, in the same run, @msgpack/msgpack.
  *
  *   npm run bench:codec            (runs this file with bench/register.mjs; about 7 s)
  *
@@ -11,7 +11,6 @@
  */
 
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { Packr } from 'msgpackr';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, platform, arch } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -111,7 +110,6 @@ function framed(payload: Uint8Array): Buffer {
 
 const mpEncoder = new Encoder({ useBigInt64: true });
 const mpDecoder = new Decoder({ useBigInt64: true });
-const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 
 const CODECS: Array<{ name: string; run: RoundTrip }> = [
   {
@@ -127,14 +125,6 @@ const CODECS: Array<{ name: string; run: RoundTrip }> = [
     run: (msg, dec) => {
       let out: unknown;
       for (const f of dec.push(framed(mpEncoder.encode(msg)))) out = mpDecoder.decode(f.payload);
-      return out;
-    },
-  },
-  {
-    name: `msgpackr ${version('msgpackr')} (useRecords: false)`,
-    run: (msg, dec) => {
-      let out: unknown;
-      for (const f of dec.push(framed(packr.pack(msg)))) out = packr.unpack(f.payload);
       return out;
     },
   },
