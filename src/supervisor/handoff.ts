@@ -22,7 +22,7 @@ export type HandoffEv =
   | { kind: 'n_abort' | 'o_abort'; msg: Abort }
   | { kind: 'n_exit' | 'o_exit' }
   | { kind: 'n_violation' | 'o_violation'; err: ProtocolError }
-  | { kind: 'timeout'; err: ProtocolError }
+  | { kind: 'timeout' | 'stop'; err: ProtocolError }
   | { kind: 'operator_abort'; reason: string };
 
 export type ActivePhase = 'hello' | 'drain' | 'seal' | 'begin' | 'commit' | 'rollback';
@@ -38,6 +38,7 @@ const BEFORE_COMMIT: Partial<Record<HandoffEv['kind'], Handler>> = {
   n_violation: (h, e) => h.abort(violation(e)),
   o_abort: (h, e) => h.abort(peerReason(e, 'incumbent_failed')),
   timeout: (h, e) => h.abort(violation(e)),
+  stop: (h, e) => h.abort(violation(e)),
   operator_abort: (h, e) => h.abort(new ProtocolError('operator_abort', e.kind === 'operator_abort' ? e.reason : 'aborted')),
   o_exit: (h) => h.rollForward(h.incumbentFailure()),
   o_violation: (h, e) => h.rollForward(violation(e)),

@@ -1,11 +1,30 @@
 /** Renders the supervisor's counters in the Prometheus text exposition format (version 0.0.4). */
 
-import { HANDOFF_PHASES, type HandoffOutcome, type SupervisorMetrics, type SupervisorStatus } from './types.js';
+import { HANDOFF_PHASES, type HandoffOutcome, type HandoffPhase, type PhaseHistogram, type SupervisorMetrics, type SupervisorStatus } from './types.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** Histogram bucket bounds for phase durations, in seconds. */
 export const PHASE_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] as const;
+
+/** Phase duration histograms kept as running bucket counts: constant memory, counts never go down. */
+export class PhaseHistograms {
+  private readonly byPhase: Partial<Record<HandoffPhase, PhaseHistogram>> = {};
+
+  observe(phase: HandoffPhase, ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) return;
+    const h = (this.byPhase[phase] ??= { buckets: PHASE_BUCKETS_S.map(() => 0), count: 0, sumMs: 0 });
+    PHASE_BUCKETS_S.forEach((le, i) => {
+      if (ms / 1000 <= le) h.buckets[i] = (h.buckets[i] ?? 0) + 1;
+    });
+    h.count++;
+    h.sumMs += ms;
+  }
+
+  snapshot(): Partial<Record<HandoffPhase, PhaseHistogram>> {
+    return structuredClone(this.byPhase);
+  }
+}
 
 const OUTCOMES: readonly HandoffOutcome[] = ['committed', 'aborted', 'interrupted'];
 /** Phases that have a duration (`done` is a mark, not a phase one spends time in). */
@@ -28,20 +47,12 @@ export function renderMetrics(m: SupervisorMetrics, status?: Pick<SupervisorStat
   for (const o of OUTCOMES) out.push(`handoff_handoffs_total{outcome="${o}"} ${num(m.handoffs[o] ?? 0)}`);
 
   family('handoff_phase_duration_seconds', 'histogram', 'Time spent in each phase of a handoff.');
-  const byPhase = new Map<string, number[]>();
-  for (const p of TIMED_PHASES) byPhase.set(p, []);
-  for (const d of m.phaseDurations) {
-    const list = byPhase.get(d.phase);
-    if (list && Number.isFinite(d.ms) && d.ms >= 0) list.push(d.ms / 1000);
-  }
-  for (const [phase, values] of byPhase) {
-    for (const le of PHASE_BUCKETS_S) {
-      out.push(`handoff_phase_duration_seconds_bucket{phase="${phase}",le="${num(le)}"} ${values.filter((v) => v <= le).length}`);
-    }
-    out.push(`handoff_phase_duration_seconds_bucket{phase="${phase}",le="+Inf"} ${values.length}`);
-    const sum = values.reduce((a, b) => a + b, 0);
-    out.push(`handoff_phase_duration_seconds_sum{phase="${phase}"} ${num(Math.round(sum * 1000) / 1000)}`);
-    out.push(`handoff_phase_duration_seconds_count{phase="${phase}"} ${values.length}`);
+  for (const phase of TIMED_PHASES) {
+    const h = m.phaseHistograms[phase] ?? { buckets: PHASE_BUCKETS_S.map(() => 0), count: 0, sumMs: 0 };
+    PHASE_BUCKETS_S.forEach((le, i) => out.push(`handoff_phase_duration_seconds_bucket{phase="${phase}",le="${num(le)}"} ${h.buckets[i] ?? 0}`));
+    out.push(`handoff_phase_duration_seconds_bucket{phase="${phase}",le="+Inf"} ${h.count}`);
+    out.push(`handoff_phase_duration_seconds_sum{phase="${phase}"} ${num(Math.round(h.sumMs) / 1000)}`);
+    out.push(`handoff_phase_duration_seconds_count{phase="${phase}"} ${h.count}`);
   }
 
   family('handoff_incumbent_restarts_total', 'counter', 'Cold starts after the incumbent died between handoffs.');

@@ -15,10 +15,10 @@ import { clearLock, isLockHeld } from '../service/lock.js';
 import { ServiceChild, type ChildRole } from './child.js';
 import { Handoff, type HandoffContext, type HandoffEv } from './handoff.js';
 import { bindListeners, inheritedListeners, parseListen, type HeldListener } from './listeners.js';
+import { PhaseHistograms } from './metrics.js';
 import { StateDir } from './state-dir.js';
 import type {
   HandoffEvent,
-  HandoffPhase,
   HandoffRecord,
   IncumbentInfo,
   SupervisorApi,
@@ -47,7 +47,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   private last: HandoffRecord | null = null;
   private recovered: HandoffRecord | null = null;
   private readonly counts = { committed: 0, aborted: 0, interrupted: 0 };
-  private readonly durations: Array<{ phase: HandoffPhase; ms: number }> = [];
+  private readonly histograms = new PhaseHistograms();
   private firstReady = false;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
@@ -89,7 +89,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (this.handoff) {
       const h = this.handoff;
       const done = new Promise<HandoffRecord>((resolve) => this.waiters.push({ resolve, onEvent: undefined }));
-      h.dispatch({ kind: 'operator_abort', reason: 'the supervisor is stopping' });
+      h.dispatch({ kind: 'stop', err: new ProtocolError('supervisor_stopping', 'the supervisor is stopping') });
       await done;
     }
     const inc = this.incumbent;
@@ -104,6 +104,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   /** Immediate stop: kills every child (a second SIGINT). */
   kill(): void {
+    for (const w of this.readyWaiters.splice(0)) w.reject(new Error('supervisor killed before the incumbent served'));
     this.incumbent?.kill('SIGKILL');
     this.handoff?.n.kill('SIGKILL');
     this.shutdown();
@@ -417,8 +418,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.stateDir.clearJournal();
     this.last = record;
     this.counts[record.outcome]++;
-    this.durations.push(...record.phases);
-    if (this.durations.length > 10_000) this.durations.splice(0, this.durations.length - 10_000);
+    for (const p of record.phases) this.histograms.observe(p.phase, p.ms);
     this.log.info({ handoff_id: record.handoff_id, phase: 'done', outcome: record.outcome, reason: record.reason, phases: record.phases, total_ms: record.total_ms }, `handoff ${record.outcome}`);
     if (record.outcome === 'committed') {
       this.incumbent = h.n;
@@ -476,7 +476,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 
   metrics(): SupervisorMetrics {
-    return { handoffs: { ...this.counts }, phaseDurations: [...this.durations], incumbentRestarts: this.restarts, phase: this.handoff && this.handoff.phase !== 'done' ? this.handoff.phase : null };
+    return { handoffs: { ...this.counts }, phaseHistograms: this.histograms.snapshot(), incumbentRestarts: this.restarts, phase: this.handoff && this.handoff.phase !== 'done' ? this.handoff.phase : null };
   }
 }
 

@@ -83,11 +83,18 @@ export interface SupervisorStatus {
 /** S's own lifecycle, apart from any handoff. */
 export type SupervisorState = 'starting' | 'serving' | 'handoff' | 'restarting' | 'stopping' | 'stopped';
 
+/** One phase's histogram: `buckets[i]` counts observations <= the i-th bound (cumulative, as Prometheus wants). */
+export interface PhaseHistogram {
+  buckets: number[];
+  count: number;
+  sumMs: number;
+}
+
 /** Counters for /metrics. */
 export interface SupervisorMetrics {
   handoffs: Record<HandoffOutcome, number>;
-  /** Observations per phase, in ms, for histograms. */
-  phaseDurations: Array<{ phase: HandoffPhase; ms: number }>;
+  /** Cumulative histograms of phase durations since S started (bounds: PHASE_BUCKETS_S in metrics.ts). */
+  phaseHistograms: Partial<Record<HandoffPhase, PhaseHistogram>>;
   incumbentRestarts: number;
   phase: HandoffPhase | null;
 }

@@ -4,6 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import type { HandoffEvent, HandoffRecord, SupervisorApi, SupervisorMetrics, SupervisorStatus, UpgradeRequest } from '../../src/supervisor/types.js';
+import { PhaseHistograms } from '../../src/supervisor/metrics.js';
 
 export function record(over: Partial<HandoffRecord> = {}): HandoffRecord {
   return {
@@ -47,6 +48,14 @@ export interface UpgradeScript {
   gate?: Promise<void>;
 }
 
+function sampleHistograms(): SupervisorMetrics['phaseHistograms'] {
+  const h = new PhaseHistograms();
+  h.observe('drain', 3);
+  h.observe('drain', 700);
+  h.observe('seal', 40);
+  return h.snapshot();
+}
+
 export class FakeSupervisor implements SupervisorApi {
   upgrades: UpgradeRequest[] = [];
   aborts: string[] = [];
@@ -58,11 +67,7 @@ export class FakeSupervisor implements SupervisorApi {
   records: HandoffRecord[] = [record(), record({ outcome: 'aborted', reason: 'successor_unhealthy: no' })];
   metricsValue: SupervisorMetrics = {
     handoffs: { committed: 2, aborted: 1, interrupted: 0 },
-    phaseDurations: [
-      { phase: 'drain', ms: 3 },
-      { phase: 'drain', ms: 700 },
-      { phase: 'seal', ms: 40 },
-    ],
+    phaseHistograms: sampleHistograms(),
     incumbentRestarts: 4,
     phase: 'seal',
   };

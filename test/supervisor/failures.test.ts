@@ -70,7 +70,7 @@ t.test('before Begin', async (t) => {
       const rec = cmd ? await upgrade(c.s, c.env, [...cmd]) : await c.s.upgrade({ command: process.execPath, args: [RAW_PEER, script ?? 'silent'] });
       t.equal(rec.outcome, 'aborted');
       t.equal(rec.reason_kind, kind, `reason ${rec.reason}`);
-      t.same(lockAcquirers(c.env), [c.oPid], 'the lock never moved');
+      t.same([...new Set(lockAcquirers(c.env))], [c.oPid], 'the lock never moved to N (O may have released and retaken it)');
       await assertRolledBack(t, c, rec.successor_pid);
     });
   }
@@ -82,7 +82,7 @@ t.test('SealFailed: O keeps the lock and serves', async (t) => {
   const rec = await upgrade(c.s, c.env);
   t.equal(rec.outcome, 'aborted');
   t.equal(rec.reason_kind, 'seal_failed');
-  t.same(lockAcquirers(c.env), [c.oPid], 'the lock never moved');
+  t.same([...new Set(lockAcquirers(c.env))], [c.oPid], 'the lock never moved to N (O may have released and retaken it)');
   await assertRolledBack(t, c, rec.successor_pid);
 });
 
