@@ -28,10 +28,12 @@ export interface SpawnSpec {
   lockPath?: string;
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
+  /** How long S lets the incumbent drain on stop (SIGTERM); the library drains within it. */
+  drainGraceMs: number;
 }
 
 /** Variables S owns; a stale copy from S's own environment must not reach a child. */
-const CONTRACT_VARS = ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'HANDOFF_SOCK_FD', 'HANDOFF_ROLE', 'HANDOFF_LOCK_PATH', 'HANDOFF_HEARTBEAT_MS', 'HANDOFF_HEARTBEAT_TIMEOUT_MS'];
+const CONTRACT_VARS = ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'HANDOFF_SOCK_FD', 'HANDOFF_ROLE', 'HANDOFF_LOCK_PATH', 'HANDOFF_HEARTBEAT_MS', 'HANDOFF_HEARTBEAT_TIMEOUT_MS', 'HANDOFF_DRAIN_GRACE_MS'];
 
 export function childEnv(spec: SpawnSpec): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...spec.env };
@@ -43,6 +45,7 @@ export function childEnv(spec: SpawnSpec): NodeJS.ProcessEnv {
   env['HANDOFF_ROLE'] = spec.role;
   env['HANDOFF_HEARTBEAT_MS'] = String(spec.heartbeatMs);
   env['HANDOFF_HEARTBEAT_TIMEOUT_MS'] = String(spec.heartbeatTimeoutMs);
+  env['HANDOFF_DRAIN_GRACE_MS'] = String(spec.drainGraceMs);
   if (spec.lockPath !== undefined) env['HANDOFF_LOCK_PATH'] = spec.lockPath;
   return env;
 }

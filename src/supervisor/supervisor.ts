@@ -48,6 +48,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   private recovered: HandoffRecord | null = null;
   private readonly counts = { committed: 0, aborted: 0, interrupted: 0 };
   private readonly histograms = new PhaseHistograms();
+  /** The id of the handoff that ended last, until the next one starts: see isLate(). */
+  private lastEndedId: HandoffId | null = null;
   private firstReady = false;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
@@ -160,6 +162,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       ...(this.opts.lockPath !== undefined ? { lockPath: this.opts.lockPath } : {}),
       heartbeatMs: this.opts.heartbeatMs,
       heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs,
+      drainGraceMs: this.opts.drainGraceMs,
     });
     this.log.info({ pid: child.pid, role, command }, 'spawned');
     child.channel.on('message', (m) => this.route(child, m));
@@ -264,7 +267,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       this.acceptIncumbent(child, m);
       return;
     }
+    if (this.isLate(child, m)) {
+      // It crossed S's Abort on the wire: the incumbent did nothing wrong.
+      this.log.debug({ pid: child.pid, type: m.type }, 'late message of an ended handoff ignored');
+      return;
+    }
     this.refuse(child, m);
+  }
+
+  /** A message the incumbent may still send for the handoff that just ended (Drained has no id). */
+  private isLate(child: ServiceChild, m: Message): boolean {
+    const ended = this.lastEndedId;
+    if (ended === null || child !== this.incumbent || !LATE_TYPES.has(m.type)) return false;
+    const id = messageHandoffId(m);
+    return id === undefined || idEquals(id, ended);
   }
 
   private refuse(child: ServiceChild, m: Message): void {
@@ -343,6 +359,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       return Promise.reject(new ExecNotAllowedError(req.command));
     }
     const id = newHandoffId();
+    this.lastEndedId = null;
     const o = this.incumbent;
     const n = this.spawn('successor', command, args);
     const ctx = this.handoffContext(req);
@@ -414,6 +431,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   private handoffDone(h: Handoff, record: HandoffRecord): void {
     this.handoff = null;
+    this.lastEndedId = h.id;
     this.stateDir.append(record);
     this.stateDir.clearJournal();
     this.last = record;
@@ -489,6 +507,9 @@ export class ExecNotAllowedError extends Error {
 }
 
 type EventOf = (m: Message) => HandoffEv | undefined;
+
+/** What an incumbent may send in a handoff, and so may still be on the wire when S ends it. */
+const LATE_TYPES: ReadonlySet<Message['type']> = new Set(['Drained', 'SealProgress', 'SealComplete', 'SealFailed', 'Abort']);
 
 /** Which messages each side may send during a handoff, as table events. */
 const N_EVENTS: Partial<Record<Message['type'], EventOf>> = {

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import path from 'node:path';
 import { checkLockTrace } from '../../src/service/lock.js';
 import type { Supervisor } from '../../src/supervisor/supervisor.js';
-import { childPids, cleanup, info, isAlive, lockAcquirers, lockHolder, makeEnv, phaseEntered, portOf, readTrace, request, serving, startSupervisor, upgrade, ROOT, type Env } from './harness.js';
+import { childPids, cleanup, info, isAlive, logLine, lockAcquirers, lockHolder, makeEnv, phaseEntered, portOf, readTrace, request, serving, startSupervisor, upgrade, ROOT, type Env } from './harness.js';
 
 const RAW_PEER = path.join(ROOT, 'test/supervisor/fixtures/raw-peer.mjs');
 
@@ -187,4 +187,21 @@ t.test('operator abort during drain', async (t) => {
   t.equal(rec.reason_kind, 'operator_abort');
   await assertRolledBack(t, c, rec.successor_pid);
   t.equal(c.s.abort('nothing in flight'), false);
+});
+
+t.test("an incumbent's Drained that crosses S's Abort is not held against it", async (t) => {
+  const env = makeEnv();
+  const s = await startSupervisor(env, { listen: [], args: [path.join(ROOT, 'test/supervisor/fixtures/raw-incumbent.mjs')] });
+  t.teardown(async () => {
+    await s.stop();
+    cleanup(env);
+  });
+  const oPid = s.status().incumbent!.pid;
+  const rec = await s.upgrade({ command: process.execPath, args: [RAW_PEER, 'abort-before-begin'] });
+  t.equal(rec.outcome, 'aborted');
+  await logLine(env, /late message of an ended handoff ignored/);
+  t.equal(s.status().incumbent?.pid, oPid, 'the same incumbent');
+  t.ok(isAlive(oPid), 'still alive');
+  t.equal(s.status().incumbent_restarts, 0, 'not restarted');
+  t.equal(s.state, 'serving');
 });

@@ -214,3 +214,15 @@ export function lockAcquirers(env: Env): number[] {
     .filter((e) => e.event === 'acquire')
     .map((e) => e.pid);
 }
+
+/** Waits until the supervisor's log file has a line matching `re` (S logs synchronously). */
+export async function logLine(env: Env, re: RegExp, timeoutMs = 10_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const text = fs.existsSync(env.logPath) ? fs.readFileSync(env.logPath, 'utf8') : '';
+    const hit = text.split('\n').find((l) => re.test(l));
+    if (hit) return hit;
+    if (Date.now() > until) throw new Error(`no log line matching ${re} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
