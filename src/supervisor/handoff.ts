@@ -8,7 +8,7 @@
  */
 
 import { ProtocolError, parseReason, type ErrorKind } from '../protocol/errors.js';
-import { idToString, type Abort, type Drained, type HandoffId, type Hello, type Ready, type SealComplete, type SealFailed, type SealProgress } from '../protocol/messages.js';
+import { idToString, type Message, type Abort, type Drained, type HandoffId, type Hello, type Ready, type SealComplete, type SealFailed, type SealProgress } from '../protocol/messages.js';
 import type { ServiceChild } from './child.js';
 import type { HandoffEvent, HandoffPhase, HandoffRecord } from './types.js';
 
@@ -343,3 +343,38 @@ export class Handoff {
     this.ctx.done(this, record);
   }
 }
+
+// --- which messages each side may send during a handoff, as table events -----------------------
+
+export function successorEvent(m: Message): HandoffEv | undefined {
+  switch (m.type) {
+    case 'Hello':
+      return { kind: 'n_hello', msg: m };
+    case 'Ready':
+      return { kind: 'n_ready', msg: m };
+    case 'Abort':
+      return { kind: 'n_abort', msg: m };
+    default:
+      return undefined;
+  }
+}
+
+export function incumbentEvent(m: Message): HandoffEv | undefined {
+  switch (m.type) {
+    case 'Drained':
+      return { kind: 'o_drained', msg: m };
+    case 'SealProgress':
+      return { kind: 'o_seal_progress', msg: m };
+    case 'SealComplete':
+      return { kind: 'o_sealed', msg: m };
+    case 'SealFailed':
+      return { kind: 'o_seal_failed', msg: m };
+    case 'Abort':
+      return { kind: 'o_abort', msg: m };
+    default:
+      return undefined;
+  }
+}
+
+/** What an incumbent may send in a handoff, and so may still be on the wire when S ends it. */
+export const LATE_TYPES: ReadonlySet<Message['type']> = new Set(['Drained', 'SealProgress', 'SealComplete', 'SealFailed', 'Abort']);

@@ -6,6 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { ProtocolError } from '../protocol/errors.js';
 import type { HandoffPhase, HandoffRecord } from './types.js';
 
 export interface Journal {
@@ -140,5 +141,34 @@ export class StateDir {
 
   clearJournal(): void {
     fs.rmSync(this.journalPath, { force: true });
+  }
+
+  /**
+   * A journal left by a supervisor that ended mid-handoff becomes an `interrupted` record in the
+   * history (and is returned); the journal is then cleared.
+   */
+  recoverInterrupted(): HandoffRecord | undefined {
+    const j = this.readJournal();
+    if (!j) return undefined;
+    const now = new Date().toISOString();
+    const reason = new ProtocolError('supervisor_stopping', `a previous supervisor (pid ${j.supervisor_pid}) ended during phase ${j.phase}`);
+    const rec: HandoffRecord = {
+      handoff_id: j.handoff_id,
+      outcome: 'interrupted',
+      reason: reason.toReason(),
+      reason_kind: reason.kind,
+      started_at: j.started_at,
+      ended_at: now,
+      incumbent_pid: j.incumbent_pid,
+      successor_pid: j.successor_pid,
+      command: j.command,
+      phases: [],
+      total_ms: Date.parse(now) - Date.parse(j.started_at),
+      rolled_forward: false,
+      revisions_checked: false,
+    };
+    this.append(rec);
+    this.clearJournal();
+    return rec;
   }
 }

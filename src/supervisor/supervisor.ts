@@ -5,15 +5,14 @@
  */
 
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
 import { clearLock, isLockHeld } from '../service/lock.js';
 import { ServiceChild, type ChildRole } from './child.js';
-import { Handoff, type HandoffContext, type HandoffEv } from './handoff.js';
+import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';
+import { Handoff, LATE_TYPES, incumbentEvent, successorEvent, type HandoffContext } from './handoff.js';
 import { bindListeners, inheritedListeners, parseListen, type HeldListener } from './listeners.js';
 import { PhaseHistograms } from './metrics.js';
 import { StateDir } from './state-dir.js';
@@ -123,28 +122,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 
   private recoverJournal(): void {
-    const j = this.stateDir.readJournal();
-    if (!j) return;
-    const now = new Date().toISOString();
-    const reason = new ProtocolError('supervisor_stopping', `a previous supervisor (pid ${j.supervisor_pid}) ended during phase ${j.phase}`);
-    const rec: HandoffRecord = {
-      handoff_id: j.handoff_id,
-      outcome: 'interrupted',
-      reason: reason.toReason(),
-      reason_kind: reason.kind,
-      started_at: j.started_at,
-      ended_at: now,
-      incumbent_pid: j.incumbent_pid,
-      successor_pid: j.successor_pid,
-      command: j.command,
-      phases: [],
-      total_ms: Date.parse(now) - Date.parse(j.started_at),
-      rolled_forward: false,
-      revisions_checked: false,
-    };
-    this.log.warn({ handoff_id: j.handoff_id, phase: j.phase }, 'found an interrupted handoff in the journal');
-    this.stateDir.append(rec);
-    this.stateDir.clearJournal();
+    const rec = this.stateDir.recoverInterrupted();
+    if (!rec) return;
+    this.log.warn({ handoff_id: rec.handoff_id, reason: rec.reason }, 'found an interrupted handoff in the journal');
     this.recovered = rec;
     this.counts.interrupted++;
   }
@@ -252,13 +232,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       }
     }
     if (isN) {
-      const ev = N_EVENTS[m.type]?.(m);
+      const ev = successorEvent(m);
       if (ev) h.dispatch(ev);
       else this.refuse(child, m);
       return;
     }
     if (isO) {
-      const ev = O_EVENTS[m.type]?.(m);
+      const ev = incumbentEvent(m);
       if (ev) h.dispatch(ev);
       else this.refuse(child, m);
       return;
@@ -355,7 +335,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     }
     const command = req.command ?? this.opts.command;
     const args = req.args ?? (req.command === undefined ? this.opts.args : []);
-    if (req.command !== undefined && !this.allowed(req.command)) {
+    if (req.command !== undefined && !isAllowedExec(req.command, this.opts.command, this.opts.allowExec)) {
       return Promise.reject(new ExecNotAllowedError(req.command));
     }
     const id = newHandoffId();
@@ -374,22 +354,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     return promise;
   }
 
-  private allowed(command: string): boolean {
-    if (command === this.opts.command) return true;
-    let real: string;
-    try {
-      real = fs.realpathSync(command);
-    } catch {
-      return false;
-    }
-    return this.opts.allowExec.some((p) => {
-      try {
-        return fs.realpathSync(p) === real;
-      } catch {
-        return path.resolve(p) === real;
-      }
-    });
-  }
+
 
   private handoffContext(req: UpgradeRequest): HandoffContext {
     const o = this.opts;
@@ -498,30 +463,4 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 }
 
-/** A handoff request named a command outside the allowlist. */
-export class ExecNotAllowedError extends Error {
-  override name = 'ExecNotAllowedError';
-  constructor(readonly command: string) {
-    super(`command not allowed: ${command} (start the supervisor with --allow-exec for it)`);
-  }
-}
-
-type EventOf = (m: Message) => HandoffEv | undefined;
-
-/** What an incumbent may send in a handoff, and so may still be on the wire when S ends it. */
-const LATE_TYPES: ReadonlySet<Message['type']> = new Set(['Drained', 'SealProgress', 'SealComplete', 'SealFailed', 'Abort']);
-
-/** Which messages each side may send during a handoff, as table events. */
-const N_EVENTS: Partial<Record<Message['type'], EventOf>> = {
-  Hello: (m) => (m.type === 'Hello' ? { kind: 'n_hello', msg: m } : undefined),
-  Ready: (m) => (m.type === 'Ready' ? { kind: 'n_ready', msg: m } : undefined),
-  Abort: (m) => (m.type === 'Abort' ? { kind: 'n_abort', msg: m } : undefined),
-};
-
-const O_EVENTS: Partial<Record<Message['type'], EventOf>> = {
-  Drained: (m) => (m.type === 'Drained' ? { kind: 'o_drained', msg: m } : undefined),
-  SealProgress: (m) => (m.type === 'SealProgress' ? { kind: 'o_seal_progress', msg: m } : undefined),
-  SealComplete: (m) => (m.type === 'SealComplete' ? { kind: 'o_sealed', msg: m } : undefined),
-  SealFailed: (m) => (m.type === 'SealFailed' ? { kind: 'o_seal_failed', msg: m } : undefined),
-  Abort: (m) => (m.type === 'Abort' ? { kind: 'o_abort', msg: m } : undefined),
-};
+export { ExecNotAllowedError };
