@@ -3,11 +3,9 @@
  * See README.md ("Embedding a service") and examples/kv.
  */
 
+export { HandoffService, createService, startService } from './service.js';
 export {
-  HandoffService,
   SealError,
-  createService,
-  startService,
   type Acceptor,
   type OpenResult,
   type Revisions,
@@ -16,7 +14,7 @@ export {
   type ServiceEvents,
   type ServiceOptions,
   type ServicePhase,
-} from './service.js';
+} from './types.js';
 export { HttpDrain, ConnectionTracker, type HttpDrainOptions } from './http-drain.js';
 export {
   DataDirLock,

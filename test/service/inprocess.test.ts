@@ -15,7 +15,7 @@ import pino from 'pino';
 import { Channel, NIL_ID, idEquals, newHandoffId, type HandoffId, type Message, type MessageOf, type MessageType } from '../../src/protocol/index.js';
 import { duplicateFds } from '../../src/service/fd-dup.js';
 import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
-import { HandoffService, SealError, createService, startService, type Acceptor, type ServiceOptions } from '../../src/service/service.js';
+import { HandoffService, SealError, createService, startService, type Acceptor, type ServiceOptions } from '../../src/service/index.js';
 import { bindListener, request, within, type RawListener } from './harness.js';
 
 interface Log {

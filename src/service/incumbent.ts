@@ -1,0 +1,214 @@
+/**
+ * The incumbent's side of a handoff: PrepareHandoff (close accept, drain), SealRequest (seal, let
+ * the lock go), Commit (close, exit), and the two ways back to serving when a handoff is called
+ * off: before the lock was let go (undoHeld) and after (resumeReleased, which must retake it).
+ */
+
+import { abortReason, idEquals, idToString, type Channel, type MessageOf } from '../protocol/index.js';
+import type { Runtime } from './runtime.js';
+import { SealError } from './types.js';
+import { failChannel, firstLine, toU64List, unexpected, wireText } from './wire.js';
+
+/** How long an incumbent aborted after SealComplete tries to retake the lock S just saw it release. */
+export const RESUME_LOCK_WINDOW_MS = 2_000;
+
+export class IncumbentFlow {
+  /** A PrepareHandoff that arrived while resuming, taken once serving again. */
+  private deferredPrepare: MessageOf<'PrepareHandoff'> | undefined;
+
+  constructor(private readonly rt: Runtime) {}
+
+  prepare(channel: Channel, msg: MessageOf<'PrepareHandoff'>): void {
+    const rt = this.rt;
+    if (rt.phase === 'resuming' && !this.deferredPrepare) {
+      // S cannot know when a resume is over (there is no message for it): take it right after.
+      this.deferredPrepare = msg;
+      return;
+    }
+    if (rt.phase !== 'serving') unexpected(msg, rt.phase);
+    rt.currentId = msg.handoff_id;
+    rt.asSuccessor = false;
+    rt.sealStarted = false;
+    rt.abortPending = undefined;
+    channel.handoffId = msg.handoff_id;
+    const grace = Number(msg.drain_grace_ms > 2n ** 31n - 1n ? 2n ** 31n - 1n : msg.drain_grace_ms);
+    this.armDeadline(channel, msg.deadline_ms);
+    rt.task(this.drain(channel, grace));
+    rt.events.emit('prepare', { handoffId: idToString(msg.handoff_id), successorPid: msg.successor_pid, drainGraceMs: grace });
+  }
+
+  private async drain(channel: Channel, graceMs: number): Promise<void> {
+    const rt = this.rt;
+    const epoch = ++rt.epoch;
+    rt.phase = 'draining';
+    rt.logger.info({ handoff_id: rt.handoffId, drain_grace_ms: graceMs }, 'preparing: accept closed, draining');
+    await rt.accept.stop();
+    // Called off while accept was closing: draining now would close connections of a serving process.
+    if (epoch !== rt.epoch) return;
+    const left = await rt.accept.drain(graceMs);
+    if (epoch !== rt.epoch || rt.phase !== 'draining') return;
+    rt.phase = 'drained';
+    channel.send({ type: 'Drained', open_conns_remaining: Math.min(left, 0xffffffff), accept_closed: true });
+    rt.logger.info({ open_conns_remaining: left }, 'drained');
+    rt.events.emit('drained', { openConnsRemaining: left });
+  }
+
+  async seal(channel: Channel): Promise<void> {
+    const rt = this.rt;
+    const id = rt.currentId!;
+    rt.phase = 'sealing';
+    rt.sealStarted = true;
+    rt.clearDeadline();
+    rt.events.emit('seal', { handoffId: idToString(id) });
+    rt.logger.info({ handoff_id: idToString(id) }, 'sealing');
+    let result: { revisions: bigint[]; fingerprint: Uint8Array } | undefined;
+    let failure: unknown;
+    try {
+      const r = await rt.opts.seal((p) => {
+        if (rt.phase !== 'sealing') return;
+        channel.send({
+          type: 'SealProgress',
+          shards_sealed: p.shardsSealed >>> 0,
+          shards_total: p.shardsTotal >>> 0,
+          last_revision: toU64List([p.lastRevision], 'lastRevision')[0]!,
+        });
+      });
+      const revisions = toU64List(r.revisions, 'seal().revisions');
+      if (!(r.fingerprint instanceof Uint8Array) || r.fingerprint.length !== 32) throw new TypeError('seal().fingerprint must be 32 bytes');
+      result = { revisions, fingerprint: r.fingerprint };
+    } catch (err) {
+      failure = err;
+    }
+    if (rt.exiting || rt.stopping) return;
+    if (rt.abortPending !== undefined || rt.supervisorLost) {
+      rt.events.emit('aborted', { reason: rt.abortPending ?? 'supervisor lost', phase: 'sealing' });
+      return this.undoHeld();
+    }
+    if (!result) {
+      const error = wireText(firstLine(failure));
+      const partial = failure instanceof SealError ? wireText(failure.partialState) : 'unknown';
+      rt.phase = 'seal-failed';
+      channel.send({ type: 'SealFailed', handoff_id: id, error, partial_state: partial });
+      rt.logger.error({ err: error, partial_state: partial }, 'seal failed; keeping the lock');
+      rt.events.emit('seal-failed', { error });
+      return;
+    }
+    await rt.releaseLock();
+    if (rt.abortPending !== undefined || rt.supervisorLost) {
+      rt.events.emit('aborted', { reason: rt.abortPending ?? 'supervisor lost', phase: 'sealing' });
+      return this.resumeReleased(rt.supervisorLost ? 2 * rt.contract.heartbeatTimeoutMs : RESUME_LOCK_WINDOW_MS, 50);
+    }
+    rt.phase = 'sealed';
+    channel.send({ type: 'SealComplete', handoff_id: id, last_revision_per_shard: result.revisions, data_dir_fingerprint: result.fingerprint });
+    rt.logger.info({ revisions: result.revisions.map(String) }, 'sealed; lock released');
+    await rt.flushChannel();
+    if (rt.phase === 'sealed') rt.events.emit('sealed', { revisions: result.revisions });
+  }
+
+  async commit(): Promise<void> {
+    const rt = this.rt;
+    rt.phase = 'committing';
+    rt.logger.info({ handoff_id: rt.handoffId }, 'committed: closing and exiting');
+    rt.events.emit('committed');
+    await rt.runClose();
+    await rt.releaseLock();
+    return rt.exit(0);
+  }
+
+  /** Abort while we still hold the lock (before sealing, or after a failed seal): serve again. */
+  async undoHeld(): Promise<void> {
+    const rt = this.rt;
+    rt.epoch++;
+    rt.phase = 'resuming';
+    rt.clearDeadline();
+    rt.accept.undrain();
+    if (rt.sealStarted) {
+      try {
+        await rt.opts.resume?.();
+      } catch (err) {
+        return rt.fatal('resume failed', err);
+      }
+    }
+    await this.reopenAccept();
+    this.endHandoff();
+  }
+
+  /** After SealComplete: retake the lock (bounded), resume, accept again; exit when it cannot be had. */
+  async resumeReleased(windowMs: number, pollMs: number): Promise<void> {
+    const rt = this.rt;
+    rt.epoch++;
+    rt.phase = 'resuming';
+    rt.clearDeadline();
+    if (rt.lock) {
+      let ok: boolean;
+      try {
+        ok = await rt.lock.acquireWithin(windowMs, pollMs);
+      } catch (err) {
+        return rt.fatal('retaking the data-dir lock failed', err);
+      }
+      if (!ok) {
+        rt.logger.error({ window_ms: windowMs }, 'cannot retake the data-dir lock (another process holds it); exiting');
+        return rt.exit(1);
+      }
+    }
+    try {
+      await rt.opts.resume?.();
+    } catch (err) {
+      return rt.fatal('resume failed', err);
+    }
+    rt.accept.undrain();
+    await this.reopenAccept();
+    this.endHandoff();
+  }
+
+  private async reopenAccept(): Promise<void> {
+    try {
+      await this.rt.accept.start();
+    } catch (err) {
+      return this.rt.fatal('cannot reopen accept', err);
+    }
+  }
+
+  private endHandoff(): void {
+    const rt = this.rt;
+    rt.lastEndedId = rt.currentId;
+    rt.currentId = undefined;
+    rt.asSuccessor = false;
+    rt.sealStarted = false;
+    rt.abortPending = undefined;
+    if (rt.channel) rt.channel.handoffId = undefined;
+    rt.phase = 'serving';
+    rt.logger.info('serving again');
+    rt.events.emit('resumed');
+    const next = this.deferredPrepare;
+    this.deferredPrepare = undefined;
+    if (next && rt.channel && !rt.channel.closed) {
+      try {
+        this.prepare(rt.channel, next);
+      } catch (err) {
+        failChannel(rt.channel, err);
+      }
+    }
+  }
+
+  /** O's own deadline: if S neither seals nor aborts well past the handoff deadline, stop waiting. */
+  private armDeadline(channel: Channel, deadlineMs: bigint): void {
+    const rt = this.rt;
+    rt.clearDeadline();
+    // A relative budget; a value that can only be a Unix time is taken as one.
+    let ms = Number(deadlineMs);
+    if (ms > 1e12) ms -= Date.now();
+    ms = Math.min(Math.max(ms, 0) + rt.contract.heartbeatTimeoutMs, 2 ** 31 - 1);
+    const id = rt.currentId;
+    rt.deadlineTimer = setTimeout(() => {
+      rt.deadlineTimer = undefined;
+      if ((rt.phase !== 'draining' && rt.phase !== 'drained') || !id || !rt.currentId || !idEquals(id, rt.currentId)) return;
+      const reason = abortReason('deadline_exceeded', 'the incumbent waited past the handoff deadline and serves again');
+      rt.logger.error('handoff deadline passed while drained: serving again');
+      channel.send({ type: 'Abort', handoff_id: id, reason });
+      rt.events.emit('aborted', { reason, phase: rt.phase });
+      rt.task(this.undoHeld());
+    }, ms);
+    rt.deadlineTimer.unref();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Stopping on request (SIGTERM, SIGINT, or stop()): stop accepting, drain, close, let the lock go,
+ * exit 0. A second request does not wait for the first.
+ */
+
+import type { Runtime } from './runtime.js';
+
+/** Default drain grace of a stop. */
+export const DEFAULT_STOP_GRACE_MS = 10_000;
+
+/** Routes SIGTERM and SIGINT to `stop`; returns what removes the handlers again. */
+export function handleSignals(rt: Runtime, stop: () => Promise<void>): () => void {
+  const onSignal = (sig: NodeJS.Signals): void => {
+    rt.logger.info({ signal: sig }, 'stopping on signal');
+    void stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  return () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+}
+
+export async function stop(rt: Runtime): Promise<void> {
+  if (rt.exiting) return;
+  if (rt.stopping) {
+    rt.logger.warn('second stop request: exiting now');
+    return rt.exit(1);
+  }
+  rt.stopping = true;
+  const was = rt.phase;
+  rt.phase = 'stopping';
+  // A drain or a deadline in flight must not act on a process that is stopping.
+  rt.epoch++;
+  rt.clearDeadline();
+  // Nothing served yet: nothing to drain.
+  if (was === 'idle' || was === 'starting' || was === 'awaiting-begin') return rt.exit(0);
+  await rt.accept.stop();
+  const left = await rt.accept.drain(rt.opts.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+  rt.logger.info({ open_conns_remaining: left }, 'drained for stop');
+  await rt.runClose();
+  await rt.releaseLock();
+  return rt.exit(0);
+}
