@@ -1,7 +1,7 @@
 /**
  * The child's environment, as S sets it (ARCHITECTURE.md, "The child's environment"): the
  * listeners at fds 3..3+n-1, the control channel at 3+n, the role, the lock path, the heartbeat
- * timing. Parsed strictly: a malformed contract is a configuration error, reported at start.
+ * timing, S's drain grace. Parsed strictly: a malformed contract is a configuration error, reported at start.
  */
 
 export type StartRole = 'cold-start' | 'successor';
@@ -20,6 +20,11 @@ export interface ServiceContract {
   lockPath: string | undefined;
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
+  /**
+   * S's drain grace (HANDOFF_DRAIN_GRACE_MS): S kills a stopping child after it (+1 s), so it is
+   * the default drain grace of a stop. Unset when S does not say.
+   */
+  drainGraceMs: number | undefined;
 }
 
 export const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -62,6 +67,7 @@ export function readContract(env: NodeJS.ProcessEnv = process.env): ServiceContr
   if (sockFd !== undefined && listeners.some((l) => l.fd === sockFd)) throw new ContractError('HANDOFF_SOCK_FD is one of the listener fds');
   const heartbeatMs = intVar(env, 'HANDOFF_HEARTBEAT_MS', 1, 2 ** 31 - 1) ?? DEFAULT_HEARTBEAT_MS;
   const heartbeatTimeoutMs = intVar(env, 'HANDOFF_HEARTBEAT_TIMEOUT_MS', 1, 2 ** 31 - 1) ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+  const drainGraceMs = intVar(env, 'HANDOFF_DRAIN_GRACE_MS', 0, 2 ** 31 - 1);
   return {
     supervised: sockFd !== undefined,
     role: roleRaw,
@@ -70,5 +76,6 @@ export function readContract(env: NodeJS.ProcessEnv = process.env): ServiceContr
     lockPath: env.HANDOFF_LOCK_PATH || undefined,
     heartbeatMs,
     heartbeatTimeoutMs,
+    drainGraceMs,
   };
 }

@@ -5,7 +5,7 @@
 
 import type { Runtime } from './runtime.js';
 
-/** Default drain grace of a stop. */
+/** Drain grace of a stop when neither the option nor S (HANDOFF_DRAIN_GRACE_MS) sets one. */
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 /** Routes SIGTERM and SIGINT to `stop`; returns what removes the handlers again. */
@@ -37,7 +37,8 @@ export async function stop(rt: Runtime): Promise<void> {
   // Nothing served yet: nothing to drain.
   if (was === 'idle' || was === 'starting' || was === 'awaiting-begin') return rt.exit(0);
   await rt.accept.stop();
-  const left = await rt.accept.drain(rt.opts.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+  // S's grace by default: S kills us after it (+1 s), so a longer drain would be cut short.
+  const left = await rt.accept.drain(rt.opts.stopGraceMs ?? rt.contract.drainGraceMs ?? DEFAULT_STOP_GRACE_MS);
   rt.logger.info({ open_conns_remaining: left }, 'drained for stop');
   await rt.runClose();
   await rt.releaseLock();

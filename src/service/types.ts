@@ -71,7 +71,7 @@ export interface ServiceOptions {
   lockPath?: string;
   /** HttpDrain: how long an idle keep-alive connection may linger while draining (default 250 ms). */
   lingerMs?: number;
-  /** Drain grace on SIGTERM/SIGINT or stop() (default 10 s). */
+  /** Drain grace on SIGTERM/SIGINT or stop() (default HANDOFF_DRAIN_GRACE_MS, S's drain grace, else 10 s). */
   stopGraceMs?: number;
   /** Without S and without LISTEN_FDS: where each server listens (development, tests). */
   standaloneListen?: Record<string, net.ListenOptions>;

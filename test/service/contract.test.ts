@@ -10,6 +10,7 @@ t.test('the environment S sets', (t) => {
     HANDOFF_LOCK_PATH: '/var/lib/kv/lock',
     HANDOFF_HEARTBEAT_MS: '200',
     HANDOFF_HEARTBEAT_TIMEOUT_MS: '1500',
+    HANDOFF_DRAIN_GRACE_MS: '25000',
   });
   t.same(c, {
     supervised: true,
@@ -22,17 +23,19 @@ t.test('the environment S sets', (t) => {
     lockPath: '/var/lib/kv/lock',
     heartbeatMs: 200,
     heartbeatTimeoutMs: 1500,
+    drainGraceMs: 25000,
   });
   t.end();
 });
 
 t.test('defaults, and running without S', (t) => {
-  t.same(readContract({}), { supervised: false, role: 'cold-start', sockFd: undefined, listeners: [], lockPath: undefined, heartbeatMs: 1000, heartbeatTimeoutMs: 5000 });
+  t.same(readContract({}), { supervised: false, role: 'cold-start', sockFd: undefined, listeners: [], lockPath: undefined, heartbeatMs: 1000, heartbeatTimeoutMs: 5000, drainGraceMs: undefined });
   t.same(inheritedListeners({ LISTEN_FDS: '2' }), [
     { name: 'unknown', fd: 3 },
     { name: 'unknown', fd: 4 },
   ]);
   t.equal(readContract({ HANDOFF_SOCK_FD: '3', HANDOFF_LOCK_PATH: '' }).lockPath, undefined, 'an empty lock path is none');
+  t.equal(readContract({ HANDOFF_DRAIN_GRACE_MS: '0' }).drainGraceMs, 0, 'a zero drain grace is one');
   t.end();
 });
 
@@ -45,6 +48,8 @@ t.test('a malformed contract is refused', (t) => {
     [{ HANDOFF_ROLE: 'successor' }, /needs HANDOFF_SOCK_FD/],
     [{ LISTEN_FDS: '1', HANDOFF_SOCK_FD: '3' }, /is one of the listener fds/],
     [{ HANDOFF_SOCK_FD: '4', HANDOFF_HEARTBEAT_MS: '0' }, /HANDOFF_HEARTBEAT_MS must be between/],
+    [{ HANDOFF_DRAIN_GRACE_MS: '2.5' }, /HANDOFF_DRAIN_GRACE_MS is not a non-negative integer/],
+    [{ HANDOFF_DRAIN_GRACE_MS: '2147483648' }, /HANDOFF_DRAIN_GRACE_MS must be between/],
   ] as const) {
     t.throws(() => readContract(env), ContractError);
     t.throws(() => readContract(env), re);

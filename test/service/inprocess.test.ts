@@ -583,6 +583,22 @@ t.test('stop(): drain, close, release, exit 0', async (t) => {
   await o.svc.stop(); // already gone: nothing
 });
 
+t.test('stop(): the drain grace is stopGraceMs, else HANDOFF_DRAIN_GRACE_MS (from S), else 10 s', async (t) => {
+  const cases: Array<[string, Partial<ServiceOptions>, number]> = [
+    ['from S', { env: { HANDOFF_DRAIN_GRACE_MS: '1234' } }, 1234],
+    ['the option wins', { env: { HANDOFF_DRAIN_GRACE_MS: '1234' }, stopGraceMs: 50 }, 50],
+    ['neither', {}, 10_000],
+  ];
+  for (const [name, over, want] of cases) {
+    const w = await world(t);
+    const graces: number[] = [];
+    const o = await incumbent(t, w, { ...over, drain: async (grace) => void graces.push(grace), undrain: () => undefined });
+    await o.svc.stop();
+    t.equal(o.app.exitCode, 0, name);
+    t.same(graces, [want], name);
+  }
+});
+
 t.test('a cold start that cannot lock, or cannot open, exits 1', async (t) => {
   const w = await world(t);
   const other = new DataDirLock(w.lockPath);
