@@ -7,7 +7,7 @@ import t, { type Test } from 'tap';
 import path from 'node:path';
 import { checkLockTrace } from '../../src/service/lock.js';
 import type { Supervisor } from '../../src/supervisor/supervisor.js';
-import { childPids, cleanup, info, isAlive, logLine, lockAcquirers, lockHolder, makeEnv, phaseEntered, portOf, readTrace, request, serving, startSupervisor, upgrade, ROOT, type Env } from './harness.js';
+import { childPids, info, isAlive, logLine, lockAcquirers, lockHolder, phaseEntered, readTrace, request, serving, upgrade, withSupervisor, ROOT, type Env } from './harness.js';
 
 const RAW_PEER = path.join(ROOT, 'test/supervisor/fixtures/raw-peer.mjs');
 
@@ -18,14 +18,8 @@ interface Ctx {
   oPid: number;
 }
 
-async function setup(t: Test, over: Parameters<typeof startSupervisor>[1] = {}, oFault: string[] = []): Promise<Ctx> {
-  const env = makeEnv();
-  const s = await startSupervisor(env, over, oFault);
-  t.teardown(async () => {
-    await s.stop();
-    cleanup(env);
-  });
-  const port = portOf(s);
+async function setup(t: Test, over: Parameters<typeof withSupervisor>[1] = {}, oFault: string[] = []): Promise<Ctx> {
+  const { env, s, port } = await withSupervisor(t, over, oFault);
   const put = await request(port, 'PUT', '/kv/before', 'v-before');
   t.equal(put.status < 300, true, 'a write before the handoff is acknowledged');
   const { pid } = await info(port);
@@ -190,12 +184,7 @@ t.test('operator abort during drain', async (t) => {
 });
 
 t.test("an incumbent's Drained that crosses S's Abort is not held against it", async (t) => {
-  const env = makeEnv();
-  const s = await startSupervisor(env, { listen: [], args: [path.join(ROOT, 'test/supervisor/fixtures/raw-incumbent.mjs')] });
-  t.teardown(async () => {
-    await s.stop();
-    cleanup(env);
-  });
+  const { env, s } = await withSupervisor(t, { listen: [], args: [path.join(ROOT, 'test/supervisor/fixtures/raw-incumbent.mjs')] });
   const oPid = s.status().incumbent!.pid;
   const rec = await s.upgrade({ command: process.execPath, args: [RAW_PEER, 'abort-before-begin'] });
   t.equal(rec.outcome, 'aborted');

@@ -8,16 +8,10 @@ import t from 'tap';
 import net from 'node:net';
 import { LoadGenerator } from '../../src/cli/demo/load.js';
 import { checkLockTrace } from '../../src/service/lock.js';
-import { childPids, cleanup, info, isAlive, lockHolder, makeEnv, nextEvent, openFds, portOf, readTrace, request, serving, startSupervisor, upgrade } from './harness.js';
+import { childPids, info, isAlive, lockHolder, nextEvent, openFds, readTrace, request, serving, upgrade, withSupervisor } from './harness.js';
 
 t.test('three handoffs under load: no failure, no refusal, no lost write', async (t) => {
-  const env = makeEnv();
-  const s = await startSupervisor(env);
-  t.teardown(async () => {
-    await s.stop();
-    cleanup(env);
-  });
-  const port = portOf(s);
+  const { env, s, port } = await withSupervisor(t);
   const load = new LoadGenerator({ port, keepAliveClients: 8, newConnectionClients: 4, intervalMs: 2, maxRequests: 40_000, keysPerClient: 20, putRatio: 0.5, timeoutMs: 20_000 });
   load.start();
   const pids = [(await info(port)).pid];
@@ -45,13 +39,7 @@ t.test('three handoffs under load: no failure, no refusal, no lost write', async
 });
 
 t.test('a connection made while no child accepts waits and is served', async (t) => {
-  const env = makeEnv();
-  const s = await startSupervisor(env, { restartInitialMs: 500 });
-  t.teardown(async () => {
-    await s.stop();
-    cleanup(env);
-  });
-  const port = portOf(s);
+  const { env, s, port } = await withSupervisor(t, { restartInitialMs: 500 });
   const first = await info(port);
   const restart = nextEvent(s, 'restart');
   process.kill(first.pid, 'SIGKILL');
@@ -78,13 +66,7 @@ t.test('a connection made while no child accepts waits and is served', async (t)
 });
 
 t.test('a crashed incumbent is restarted with its lock cleared, and the restarts back off', async (t) => {
-  const env = makeEnv();
-  const s = await startSupervisor(env, { restartInitialMs: 50, restartMaxMs: 200 });
-  t.teardown(async () => {
-    await s.stop();
-    cleanup(env);
-  });
-  const port = portOf(s);
+  const { env, s, port } = await withSupervisor(t, { restartInitialMs: 50, restartMaxMs: 200 });
   t.equal((await request(port, 'PUT', '/kv/a', '1')).status < 300, true);
   const delays: number[] = [];
   for (let i = 0; i < 4; i++) {
@@ -101,13 +83,7 @@ t.test('a crashed incumbent is restarted with its lock cleared, and the restarts
 });
 
 t.test('20 handoffs in a row: fds and children return to baseline', async (t) => {
-  const env = makeEnv();
-  const s = await startSupervisor(env);
-  t.teardown(async () => {
-    await s.stop();
-    cleanup(env);
-  });
-  const port = portOf(s);
+  const { env, s, port } = await withSupervisor(t);
   // One handoff first, so that lazily opened fds (pino, timers) are part of the baseline.
   t.equal((await upgrade(s, env)).outcome, 'committed');
   const fds = openFds();

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import type { Test } from 'tap';
 import { Supervisor } from '../../src/supervisor/supervisor.js';
 import { DEFAULT_OPTIONS, type HandoffEvent, type HandoffRecord, type SupervisorOptions } from '../../src/supervisor/types.js';
 
@@ -55,8 +56,9 @@ export const FAST: Partial<SupervisorOptions> = {
   restartMaxMs: 1_000,
 };
 
-export async function startSupervisor(env: Env, over: Partial<SupervisorOptions> = {}, kvExtra: string[] = []): Promise<Supervisor> {
-  const opts: SupervisorOptions = {
+/** The options every end-to-end test starts from: the kv on a free loopback port, fast timeouts. */
+export function supervisorOptions(env: Env, over: Partial<SupervisorOptions> = {}, kvExtra: string[] = []): SupervisorOptions {
+  return {
     ...DEFAULT_OPTIONS,
     ...FAST,
     command: process.execPath,
@@ -68,10 +70,25 @@ export async function startSupervisor(env: Env, over: Partial<SupervisorOptions>
     allowExec: [],
     ...over,
   };
+}
+
+export async function startSupervisor(env: Env, over: Partial<SupervisorOptions> = {}, kvExtra: string[] = []): Promise<Supervisor> {
   const log = pino({ level: 'debug' }, pino.destination({ dest: env.logPath, sync: true }));
-  const s = new Supervisor(opts, log);
+  const s = new Supervisor(supervisorOptions(env, over, kvExtra), log);
   await s.start();
   return s;
+}
+
+/** A fresh env and a started supervisor, both torn down with the test. */
+export async function withSupervisor(t: Test, over: Partial<SupervisorOptions> = {}, kvExtra: string[] = []): Promise<{ env: Env; s: Supervisor; port: number }> {
+  const env = makeEnv();
+  const s = await startSupervisor(env, over, kvExtra);
+  t.teardown(async () => {
+    await s.stop();
+    cleanup(env);
+  });
+  // A test without listeners (a raw-protocol incumbent) has no port.
+  return { env, s, port: s.status().listeners.length > 0 ? portOf(s) : 0 };
 }
 
 export function portOf(s: Supervisor): number {

@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { checkLockTrace } from '../../src/service/lock.js';
-import { DEFAULT_OPTIONS, type HandoffRecord } from '../../src/supervisor/types.js';
-import { FAST, ROOT, cleanup, info, isAlive, kvArgs, lockHolder, makeEnv, readTrace, request, type Env } from './harness.js';
+import type { HandoffRecord } from '../../src/supervisor/types.js';
+import { ROOT, cleanup, info, isAlive, kvArgs, lockHolder, makeEnv, readTrace, request, supervisorOptions, type Env } from './harness.js';
 
 const FIXTURE = path.join(ROOT, 'test/supervisor/fixtures/supervisor.mjs');
 
@@ -28,18 +28,7 @@ class RemoteSupervisor {
   private readonly waiters: Array<{ pred: (l: Line) => boolean; resolve: (l: Line) => void }> = [];
 
   constructor(env: Env, kvExtra: string[] = []) {
-    const opts = {
-      ...DEFAULT_OPTIONS,
-      ...FAST,
-      command: process.execPath,
-      args: kvArgs(env, kvExtra),
-      listen: ['http=tcp://127.0.0.1:0'],
-      lockPath: env.lockPath,
-      stateDir: env.stateDir,
-      env: { ...process.env, HANDOFF_LOCK_TRACE: env.tracePath, NODE_OPTIONS: '' },
-      allowExec: [],
-      logPath: env.logPath,
-    };
+    const opts = { ...supervisorOptions(env, {}, kvExtra), logPath: env.logPath };
     this.proc = spawn(process.execPath, [FIXTURE, JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
     readline.createInterface({ input: this.proc.stdout! }).on('line', (raw) => {
       const l = JSON.parse(raw) as Line;
