@@ -599,6 +599,23 @@ t.test('stop(): the drain grace is stopGraceMs, else HANDOFF_DRAIN_GRACE_MS (fro
   }
 });
 
+t.test('SIGTERM stops; a second stop does not wait for the first drain', async (t) => {
+  const w = await world(t);
+  const before = process.listenerCount('SIGTERM');
+  let endDrain: () => void = () => undefined;
+  const drain = (): Promise<number> => new Promise<number>((r) => (endDrain = () => r(0)));
+  const o = await incumbent(t, w, { handleSignals: true, drain, undrain: () => undefined });
+  t.equal(process.listenerCount('SIGTERM'), before + 1);
+  // Call the service's handler only: process.emit would also run the test runner's own.
+  (process.listeners('SIGTERM').at(-1) as (sig: NodeJS.Signals) => void)('SIGTERM');
+  await o.app.waitLog('stopping on signal');
+  t.equal(o.svc.phase, 'stopping');
+  await o.svc.stop();
+  t.equal(o.app.exitCode, 1, 'the second request exits at once');
+  t.equal(process.listenerCount('SIGTERM'), before, 'the handlers are gone with the service');
+  endDrain();
+});
+
 t.test('a cold start that cannot lock, or cannot open, exits 1', async (t) => {
   const w = await world(t);
   const other = new DataDirLock(w.lockPath);
