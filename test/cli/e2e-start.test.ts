@@ -143,7 +143,7 @@ t.test('SIGTERM during a handoff: it rolls back, the waiting client hears why, S
   run.p.signal('SIGTERM');
   const { code } = await up.exit();
   t.equal(code, 1);
-  t.match(up.stdout, /aborted after .*: operator_abort: the supervisor is stopping/);
+  t.match(up.stdout, /aborted after .*: supervisor_stopping: the supervisor is stopping/);
   t.equal((await run.p.exit()).code, 0);
   t.notOk(pidAlive(inc), 'the incumbent drained and exited');
   t.notOk(fs.existsSync(run.sock));
