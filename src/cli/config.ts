@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ListenerError, parseListens } from '../supervisor/listeners.js';
-import { DEFAULT_OPTIONS } from '../supervisor/types.js';
+import { DEFAULT_OPTIONS, type SupervisorOptions } from '../supervisor/types.js';
 import { durationLabel, DurationError, parseDuration } from './duration.js';
 import { usageError } from './errors.js';
 import { defaultAdminSocket, defaultStateDir, resolveCommand } from './paths.js';
@@ -17,24 +17,11 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 type DurationKey = 'helloTimeoutMs' | 'drainGraceMs' | 'deadlineMs' | 'exitTimeoutMs' | 'killAfterMs' | 'heartbeatMs' | 'heartbeatTimeoutMs' | 'restartInitialMs' | 'restartMaxMs';
 
-export interface RunSettings {
-  command: string;
-  args: string[];
-  listen: string[];
+/** The supervisor's own options (the durations come from there), plus what only `run` has. */
+export interface RunSettings extends Pick<SupervisorOptions, 'command' | 'args' | 'listen' | 'stateDir' | 'allowExec' | DurationKey> {
   lockPath: string | undefined;
-  stateDir: string;
   adminSocket: string;
   adminGroup: string | undefined;
-  allowExec: string[];
-  helloTimeoutMs: number;
-  drainGraceMs: number;
-  deadlineMs: number;
-  exitTimeoutMs: number;
-  killAfterMs: number;
-  heartbeatMs: number;
-  heartbeatTimeoutMs: number;
-  restartInitialMs: number;
-  restartMaxMs: number;
   logLevel: LogLevel;
   verbose: boolean;
   /** Where each setting came from, for the startup log. */

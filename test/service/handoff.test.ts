@@ -5,26 +5,9 @@
  */
 
 import t, { type Test } from 'tap';
-import fs from 'node:fs';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
 import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
-import { Child, Hammer, bindListener, info, lockHolder, makeLayout, readTrace, request, traceEvents, type Layout, type RawListener } from './harness.js';
-
-interface Ctx {
-  layout: Layout;
-  listener: RawListener;
-  children: Child[];
-}
-
-async function setup(t: Test): Promise<Ctx> {
-  const c: Ctx = { layout: makeLayout(), listener: await bindListener(), children: [] };
-  t.teardown(async () => {
-    await Promise.all(c.children.map((ch) => ch.kill()));
-    c.listener.close();
-    fs.rmSync(c.layout.dir, { recursive: true, force: true });
-  });
-  return c;
-}
+import { Child, setup, type Ctx, Hammer, bindListener, info, lockHolder, makeLayout, readTrace, request, traceEvents, type Layout, type RawListener } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = [], over: Partial<ConstructorParameters<typeof Child>[0]> = {}): Child {
   const ch = new Child({ role, listener: c.listener, layout: c.layout, args, ...over });

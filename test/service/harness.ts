@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 import { Channel, PROTO_MAX, PROTO_MIN, type HandoffId, type Message, type MessageOf, type MessageType } from '../../src/protocol/index.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -338,4 +339,21 @@ export class Hammer {
     await within(Promise.all(this.loops), 30_000, 'the load to stop');
     for (const a of this.agents) a.destroy();
   }
+}
+
+/** What each service test starts with: a fresh data layout, a listener, and children to reap. */
+export interface Ctx {
+  layout: Layout;
+  listener: RawListener;
+  children: Child[];
+}
+
+export async function setup(t: Test): Promise<Ctx> {
+  const c: Ctx = { layout: makeLayout(), listener: await bindListener(), children: [] };
+  t.teardown(async () => {
+    await Promise.all(c.children.map((ch) => ch.kill()));
+    c.listener.close();
+    fs.rmSync(c.layout.dir, { recursive: true, force: true });
+  });
+  return c;
 }

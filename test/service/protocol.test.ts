@@ -6,23 +6,7 @@
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import { NIL_ID, encodeFrame, idEquals, newHandoffId } from '../../src/protocol/index.js';
-import { Child, bindListener, info, lockHolder, makeLayout, request, type Layout, type RawListener } from './harness.js';
-
-interface Ctx {
-  layout: Layout;
-  listener: RawListener;
-  children: Child[];
-}
-
-async function setup(t: Test): Promise<Ctx> {
-  const c: Ctx = { layout: makeLayout(), listener: await bindListener(), children: [] };
-  t.teardown(async () => {
-    await Promise.all(c.children.map((ch) => ch.kill()));
-    c.listener.close();
-    fs.rmSync(c.layout.dir, { recursive: true, force: true });
-  });
-  return c;
-}
+import { Child, setup, type Ctx, bindListener, info, lockHolder, makeLayout, request, type Layout, type RawListener } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = []): Child {
   const ch = new Child({ role, listener: c.listener, layout: c.layout, args });

@@ -4,27 +4,10 @@
  */
 
 import t, { type Test } from 'tap';
-import fs from 'node:fs';
 import http from 'node:http';
 import { NIL_ID, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
 import { checkLockTrace } from '../../src/service/lock.js';
-import { Child, bindListener, info, lockHolder, makeLayout, readTrace, request, type Layout, type RawListener } from './harness.js';
-
-interface Ctx {
-  layout: Layout;
-  listener: RawListener;
-  children: Child[];
-}
-
-async function setup(t: Test): Promise<Ctx> {
-  const c: Ctx = { layout: makeLayout(), listener: await bindListener(), children: [] };
-  t.teardown(async () => {
-    await Promise.all(c.children.map((ch) => ch.kill()));
-    c.listener.close();
-    fs.rmSync(c.layout.dir, { recursive: true, force: true });
-  });
-  return c;
-}
+import { Child, setup, type Ctx, bindListener, info, lockHolder, makeLayout, readTrace, request, type Layout, type RawListener } from './harness.js';
 
 type Over = Partial<ConstructorParameters<typeof Child>[0]>;
 
