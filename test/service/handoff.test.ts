@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
 import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
-import { Child, setup, type Ctx, Hammer, bindListener, info, lockHolder, makeLayout, readTrace, request, traceEvents, type Layout, type RawListener } from './harness.js';
+import { Child, prepare, setup, type Ctx, Hammer, bindListener, info, lockHolder, makeLayout, readTrace, request, traceEvents, type Layout, type RawListener } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = [], over: Partial<ConstructorParameters<typeof Child>[0]> = {}): Child {
   const ch = new Child({ role, listener: c.listener, layout: c.layout, args, ...over });
@@ -20,13 +20,6 @@ async function coldIncumbent(c: Ctx, args: string[] = [], over: Partial<Construc
   const o = spawnKv(c, 'cold-start', ['--build-id', 'kv-old', ...args], over);
   await o.handshake(NIL_ID);
   return o;
-}
-
-/** PrepareHandoff → Drained. */
-async function prepare(o: Child, id: HandoffId, successorPid = 1, graceMs = 2_000): Promise<void> {
-  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: successorPid, deadline_ms: 30_000n, drain_grace_ms: BigInt(graceMs) });
-  const d = await o.expect('Drained', graceMs + 10_000);
-  if (!d.accept_closed) throw new Error('Drained without accept_closed');
 }
 
 t.test('cold start: lock, open, accept, then Hello', async (t) => {
@@ -152,9 +145,7 @@ t.test('SealFailed: the incumbent keeps the lock, and serves again on Abort', as
   t.equal((await request(c.listener.port, 'PUT', '/kv/a', '1')).status, 201);
   const id = newHandoffId();
   await prepare(o, id);
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   if (m.type !== 'SealFailed') throw new Error(`expected SealFailed, got ${m.type}`);
   t.ok(idEquals(m.handoff_id, id));
   t.equal(m.error, 'fault injection: seal-fail', 'the first line of the error');
@@ -209,9 +200,7 @@ t.test('ResumeAfterAbort after SealComplete: the lock is retaken and the incumbe
   t.equal((await request(c.listener.port, 'PUT', '/kv/a', '1')).status, 201);
   const id = newHandoffId();
   await prepare(o, id);
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
   t.equal(lockHolder(c.layout), null);
   t.notOk(isLockHeld(c.layout.lockPath));
@@ -228,9 +217,7 @@ t.test('ResumeAfterAbort while another process holds the lock: the incumbent exi
   const o = await coldIncumbent(c);
   const id = newHandoffId();
   await prepare(o, id);
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
   const thief = new DataDirLock(c.layout.lockPath);
   await thief.acquire();
@@ -249,9 +236,7 @@ t.test('Abort after SealComplete acts as ResumeAfterAbort; the successor rolls b
   const n = spawnKv(c, 'successor');
   await n.handshake(id);
   await prepare(o, id, n.pid);
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   n.send({ type: 'Begin', handoff_id: id });
   await n.expect('Ready');
   t.equal((await request(c.listener.port, 'PUT', '/kv/by-n', 'n')).status, 201, 'a write accepted by N before the rollback');
@@ -289,9 +274,7 @@ t.test('Commit closes the store, releases the lock and exits 0', async (t) => {
   const o = await coldIncumbent(c);
   const id = newHandoffId();
   await prepare(o, id);
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   o.send({ type: 'Commit', handoff_id: id });
   t.same(await o.waitExit(), { code: 0, signal: null });
   t.notOk(isLockHeld(c.layout.lockPath));
@@ -302,9 +285,7 @@ t.test('a PrepareHandoff that arrives while the incumbent is still resuming wait
   const o = await coldIncumbent(c);
   const id = newHandoffId();
   await prepare(o, id);
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
   // A successor that is slow to go still holds the lock: O's resume has to wait for it.
   const slow = new DataDirLock(c.layout.lockPath);

@@ -190,6 +190,14 @@ export class Child {
     return hello;
   }
 
+  /** SealRequest, then the first answer that is not SealProgress (SealComplete or SealFailed). */
+  async seal(id: HandoffId): Promise<Message> {
+    this.send({ type: 'SealRequest', handoff_id: id });
+    let m = await this.next();
+    while (m.type === 'SealProgress') m = await this.next();
+    return m;
+  }
+
   send(m: Message): void {
     this.channel.send(m);
   }
@@ -356,4 +364,11 @@ export async function setup(t: Test): Promise<Ctx> {
     fs.rmSync(c.layout.dir, { recursive: true, force: true });
   });
   return c;
+}
+
+/** PrepareHandoff → Drained. */
+export async function prepare(o: Child, id: HandoffId, successorPid = 1, graceMs = 2_000): Promise<void> {
+  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: successorPid, deadline_ms: 30_000n, drain_grace_ms: BigInt(graceMs) });
+  const d = await o.expect('Drained', graceMs + 10_000);
+  if (!d.accept_closed) throw new Error('Drained without accept_closed');
 }

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import fs from 'node:fs';
 import { NIL_ID, encodeFrame, idEquals, newHandoffId } from '../../src/protocol/index.js';
-import { Child, setup, type Ctx, bindListener, info, lockHolder, makeLayout, request, type Layout, type RawListener } from './harness.js';
+import { Child, prepare, setup, type Ctx, bindListener, info, lockHolder, makeLayout, request, type Layout, type RawListener } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = []): Child {
   const ch = new Child({ role, listener: c.listener, layout: c.layout, args });
@@ -21,8 +21,7 @@ t.test('a wrong handoff id mid-handoff: Abort(handoff_id_mismatch), then O serve
   const o = spawnKv(c, 'cold-start');
   await o.handshake(NIL_ID);
   const id = newHandoffId();
-  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 500n });
-  await o.expect('Drained');
+  await prepare(o, id, 1, 500);
   o.send({ type: 'SealRequest', handoff_id: newHandoffId() });
   const abort = await o.expect('Abort');
   t.ok(idEquals(abort.handoff_id, id), 'the Abort names the handoff in flight');
@@ -37,8 +36,7 @@ t.test('a message out of place: unexpected_message', async (t) => {
   const o = spawnKv(c, 'cold-start');
   await o.handshake(NIL_ID);
   const id = newHandoffId();
-  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 500n });
-  await o.expect('Drained');
+  await prepare(o, id, 1, 500);
   o.send({ type: 'Commit', handoff_id: id });
   const abort = await o.expect('Abort');
   t.match(abort.reason, /^unexpected_message: Commit while drained/);
@@ -112,8 +110,7 @@ t.test('Begin to an incumbent: unexpected_message', async (t) => {
   const o = spawnKv(c, 'cold-start');
   await o.handshake(NIL_ID);
   const id = newHandoffId();
-  o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 100n });
-  await o.expect('Drained');
+  await prepare(o, id, 1, 100);
   o.send({ type: 'Begin', handoff_id: id });
   const abort = await o.expect('Abort');
   t.match(abort.reason, /^unexpected_message: Begin while drained/);
@@ -167,8 +164,7 @@ t.test('incumbent faults', async (t) => {
     const o = spawnKv(c, 'cold-start', ['--fault', 'crash-in-seal']);
     await o.handshake(NIL_ID);
     const id = newHandoffId();
-    o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 100n });
-    await o.expect('Drained');
+    await prepare(o, id, 1, 100);
     o.send({ type: 'SealRequest', handoff_id: id });
     t.same(await o.waitExit(), { code: null, signal: 'SIGKILL' });
     t.ok(fs.existsSync(c.layout.lockPath), 'the lock directory stays for S to clear');
@@ -178,11 +174,8 @@ t.test('incumbent faults', async (t) => {
     const o = spawnKv(c, 'cold-start', ['--fault', 'crash-after-seal']);
     await o.handshake(NIL_ID);
     const id = newHandoffId();
-    o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 100n });
-    await o.expect('Drained');
-    o.send({ type: 'SealRequest', handoff_id: id });
-    let m = await o.next();
-    while (m.type === 'SealProgress') m = await o.next();
+    await prepare(o, id, 1, 100);
+    let m = await o.seal(id);
     t.equal(m.type, 'SealComplete');
     t.equal((await o.waitExit()).code, 1);
     t.notOk(fs.existsSync(c.layout.lockPath));
@@ -192,11 +185,8 @@ t.test('incumbent faults', async (t) => {
     const o = spawnKv(c, 'cold-start', ['--fault', 'ignore-commit']);
     await o.handshake(NIL_ID);
     const id = newHandoffId();
-    o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 100n });
-    await o.expect('Drained');
-    o.send({ type: 'SealRequest', handoff_id: id });
-    let m = await o.next();
-    while (m.type === 'SealProgress') m = await o.next();
+    await prepare(o, id, 1, 100);
+    let m = await o.seal(id);
     o.send({ type: 'Commit', handoff_id: id });
     await o.waitLog((l) => l.msg === 'committed: closing and exiting');
     t.ok(o.alive, 'still alive after Commit');

@@ -27,9 +27,7 @@ async function incumbent(c: Ctx, args: string[] = [], over: Over = {}): Promise<
 async function sealed(o: Child, id: HandoffId): Promise<void> {
   o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 1_000n });
   await o.expect('Drained');
-  o.send({ type: 'SealRequest', handoff_id: id });
-  let m = await o.next();
-  while (m.type === 'SealProgress') m = await o.next();
+  let m = await o.seal(id);
   if (m.type !== 'SealComplete') throw new Error(`expected SealComplete, got ${m.type}`);
 }
 
