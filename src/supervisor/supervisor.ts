@@ -10,7 +10,7 @@ import { ProtocolError } from '../protocol/errors.js';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
 import { clearLock, isLockHeld } from '../service/lock.js';
-import { ServiceChild, type ChildRole } from './child.js';
+import { ServiceChild, spawnLauncher, type ChildRole, type Launcher } from './child.js';
 import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';
 import { Handoff, LATE_TYPES, incumbentEvent, successorEvent, type HandoffContext } from './handoff.js';
 import { bindListeners, inheritedListeners, parseListen, type HeldListener } from './listeners.js';
@@ -55,6 +55,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   constructor(
     readonly opts: SupervisorOptions,
     private readonly log: Logger,
+    /** How children are started: real processes, unless an in-process test drives S over sockets. */
+    private readonly launch: Launcher = spawnLauncher,
   ) {
     super();
     this.stateDir = new StateDir(opts.stateDir);
@@ -143,7 +145,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       heartbeatMs: this.opts.heartbeatMs,
       heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs,
       drainGraceMs: this.opts.drainGraceMs,
-    });
+    }, this.launch);
     this.log.info({ pid: child.pid, role, command }, 'spawned');
     child.channel.on('message', (m) => this.route(child, m));
     child.channel.on('close', (err) => this.channelClosed(child, err));
@@ -305,6 +307,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (h?.n.alive) peers.add(h.n);
     const now = performance.now();
     for (const p of peers) {
+      // Nothing before HelloAck: a strict peer accepts only HelloAck as S's first frame.
+      if (!p.acked) continue;
       p.channel.send({ type: 'Heartbeat', ts_ms: ts });
       const silentMs = now - p.channel.lastReceived;
       if (h && h.phase !== 'done' && silentMs > this.opts.heartbeatTimeoutMs) {
@@ -342,6 +346,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.lastEndedId = null;
     const o = this.incumbent;
     const n = this.spawn('successor', command, args);
+    // From its first byte N is part of this handoff: any violation of its gets an Abort naming it.
+    n.channel.handoffId = id;
     const ctx = this.handoffContext(req);
     const h = new Handoff(id, o, n, [command, ...args], ctx);
     this.handoff = h;
