@@ -70,15 +70,16 @@ export class Dispatcher {
     switch (phase) {
       case 'awaiting-begin':
       case 'beginning':
+      case 'unhealthy':
         if (msg.type === 'ResumeAfterAbort') unexpected(msg, phase);
-        // Nothing acknowledged depends on us yet; the lock (if taken) goes with the process.
         rt.events.emit('aborted', { reason, phase });
-        rt.task(this.successor.rollback(false));
+        rt.task(this.successor.rollback());
         return;
       case 'serving':
         if (rt.asSuccessor && msg.type === 'Abort') {
+          // Rolled back after Ready (revisions, deadline, operator): drain, close, let the lock go.
           rt.events.emit('aborted', { reason, phase });
-          rt.task(this.successor.rollback(true));
+          rt.task(this.successor.rollback());
           return;
         }
         unexpected(msg, phase);

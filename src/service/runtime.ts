@@ -60,7 +60,7 @@ export class Runtime {
     this.contract = { ...fromEnv, ...over, sockFd, supervised: sockFd !== undefined };
     this.buildId = typeof opts.buildId === 'string' ? new Uint8Array(Buffer.from(opts.buildId, 'utf8')) : opts.buildId;
     if (this.buildId.length > MAX_BUILD_ID) throw new RangeError(`buildId is longer than ${MAX_BUILD_ID} bytes`);
-    this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.exiting);
+    this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.exiting || this.phase === 'stopping' || this.phase === 'exiting');
 
     const envLock = this.contract.lockPath;
     if (envLock && opts.lockPath && envLock !== opts.lockPath) {

@@ -67,7 +67,8 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
 
   /**
    * Starts: cold start (lock, open, accept, Hello) or successor (Hello, then Begin → lock, open,
-   * accept, Ready). Resolves once serving. Failures that the contract says end the process do.
+   * health, accept, Ready). Resolves once serving; an unhealthy successor never serves (it exits
+   * on S's Abort). Failures that the contract says end the process do.
    */
   start(): Promise<void> {
     const rt = this.rt;
