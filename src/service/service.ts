@@ -39,8 +39,9 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.logger = rt.logger;
     this.contract = rt.contract;
     const incumbent = new IncumbentFlow(rt);
-    const dispatcher = new Dispatcher(rt, incumbent, new SuccessorFlow(rt));
-    this.link = new SupervisorLink(rt, dispatcher, new SupervisorLoss(rt, incumbent));
+    const successor = new SuccessorFlow(rt);
+    const dispatcher = new Dispatcher(rt, incumbent, successor);
+    this.link = new SupervisorLink(rt, dispatcher, new SupervisorLoss(rt, incumbent, successor));
   }
 
   get phase(): ServicePhase {

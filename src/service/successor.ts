@@ -70,7 +70,7 @@ export class SuccessorFlow {
     }
     if (!stillOn()) return;
     rt.becomeServing();
-    if (rt.supervisorLost) {
+    if (rt.supervisor === 'lost') {
       rt.logger.warn('the supervisor was lost after Begin; holding the lock, serving');
       return;
     }
@@ -83,7 +83,7 @@ export class SuccessorFlow {
   private async unhealthy(channel: Channel, revisions: bigint[]): Promise<void> {
     const rt = this.rt;
     rt.phase = 'unhealthy';
-    if (rt.supervisorLost) {
+    if (rt.supervisor === 'lost') {
       // Nobody will call this handoff off: let the lock go, so the incumbent can retake it and serve.
       rt.logger.warn('the supervisor was lost after Begin and this successor is not healthy: letting the lock go');
       rt.events.emit('aborted', { reason: 'supervisor lost', phase: rt.phase });
