@@ -143,8 +143,18 @@ export class IncumbentFlow {
         return rt.fatal('resume failed', err);
       }
     }
+    // A stop (or an exit) came meanwhile: it owns the ending; serving again would undo it.
+    if (this.overtaken()) return;
     await this.reopenAccept();
+    if (this.overtaken()) return;
     this.endHandoff();
+  }
+
+  /** A stop or an exit overtook the resume in flight: it owns the ending now. */
+  private overtaken(): boolean {
+    if (this.rt.phase === 'resuming') return false;
+    this.rt.logger.info({ phase: this.rt.phase }, 'a stop came while resuming; not serving again');
+    return true;
   }
 
   /**
@@ -165,6 +175,11 @@ export class IncumbentFlow {
       } catch (err) {
         return rt.fatal('retaking the data-dir lock failed', err);
       }
+      if (this.overtaken()) {
+        // The stop may have let the lock go already: never keep one it missed.
+        await rt.releaseLock();
+        return;
+      }
       if (!ok) {
         rt.logger.error({ window_ms: windowMs }, 'cannot retake the data-dir lock (another process holds it); exiting');
         return rt.exit(1);
@@ -176,8 +191,10 @@ export class IncumbentFlow {
     } catch (err) {
       return rt.fatal('resume failed', err);
     }
+    if (this.overtaken()) return;
     rt.accept.undrain();
     await this.reopenAccept();
+    if (this.overtaken()) return;
     this.endHandoff();
   }
 
