@@ -14,8 +14,8 @@ function run(code: string): Promise<{ tail: string[]; writes: string[] }> {
 
 t.test('a crash: its message kept, its stack frames not; output passed on whole lines only', async (t) => {
   const { tail, writes } = await run(`process.stderr.write('half a '); setTimeout(() => { process.stderr.write('line\\n'); throw new Error('boom: cannot open /data'); }, 50);`);
-  t.ok(writes.every((w) => w.endsWith('\\n')), 'every write to S’s stderr is whole lines');
-  t.ok(writes.join('').includes('half a line\\n'), 'a line split across writes arrives whole');
+  t.ok(writes.every((w) => w.endsWith('\n')), 'every write to S’s stderr is whole lines');
+  t.ok(writes.join('').includes('half a line\n'), 'a line split across writes arrives whole');
   t.ok(writes.join('').includes('    at '), 'the stack trace still reaches S’s own stderr');
   t.ok(tail.includes('half a line'));
   t.ok(tail.some((l) => l.includes('Error: boom: cannot open /data')), 'the error line is kept');
