@@ -104,6 +104,11 @@ export interface GenOptions {
   sealGate: boolean;
   /** The player knows the id of the handoff before ("$prev"). */
   prevId: boolean;
+  /**
+   * Against a real incumbent: the offender cannot serve (no case may commit), and the handoff moves
+   * on by itself after HelloAck (a Ready sent then may land in `begin`, where it is legal).
+   */
+  realIncumbent?: boolean;
 }
 
 const ID_TYPES: readonly MessageType[] = MESSAGE_TYPES.filter((t) => 'handoff_id' in base(t));
@@ -330,7 +335,9 @@ function readyCase(rng: Rng): Draft {
     msg['healthz_ok'] = false;
     return { category: 'bad Ready', state: 'begin', steps: [...prefix('begin'), { op: 'msg', msg }], expect: 'successor_unhealthy', abortRequired: true, note: 'Ready with healthz_ok false' };
   }
-  msg['advertised_revision_per_shard'] = toJson(rng.pick([[], [1n, 2n], [1n, 2n, 4n], [0n, 0n, 0n, 0n]]));
+  // Revisions no incumbent can have sealed (2^64 - 1), so that a real one never matches by chance.
+  const top = 2n ** 64n - 1n;
+  msg['advertised_revision_per_shard'] = toJson(rng.pick([[top], [1n, 2n, top], [0n, top, 0n, 0n], [top, top, top]]));
   return { category: 'bad Ready', state: 'begin', steps: [...prefix('begin'), { op: 'msg', msg }], expect: 'revision_mismatch', abortRequired: true, note: 'Ready advertising other revisions' };
 }
 
@@ -387,6 +394,7 @@ export function generate(rng: Rng, n: number, gen: GenOptions, pid = 0): AbuseCa
     else if (r < 0.998) d = mutatedCase(rng, state, pid);
     else d = cleanEofCase(state);
     if (!d) continue;
+    if (gen.realIncumbent && (d.expect === 'committed' || (d.state === 'drain' && d.category === 'Ready from the successor'))) continue;
     // Byte-level Hellos embed the pid: the in-process rig knows it in advance; a fixture does not.
     return { ...d, n, exitOnAbort: rng.chance(0.5), ignoreTerm: rng.chance(0.2) };
   }
