@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import { encodeFrame } from '../../src/protocol/frame.js';
-import { MAX_FRAME, uuidToId, type Message } from '../../src/protocol/messages.js';
+import { MAX_FRAME, idToString, uuidToId, type Message } from '../../src/protocol/messages.js';
 import { MESSAGE_TYPES } from '../../src/protocol/schema.js';
 import { fromJson, prefix, sampleJson, type AbuseCase, type Step } from './cases.js';
 import { GoodPeer, MB, REVS, Rig, Rng, heapAfterGc, helloOf, within, type PeerEnd } from './harness.js';
@@ -180,8 +180,11 @@ t.test('a successor that misbehaves after Ready does not leave S with an incumbe
       const abortAt = seen.findIndex((s) => s.kind === 'msg' && s.msg.type === 'Abort');
       const committedAway = offender !== undefined && seen.filter((s) => s.kind === 'msg' && s.msg.type === 'Commit').length > 0;
       t.comment(`  ${label}: offender read ${seen.map((s) => (s.kind === 'msg' ? s.msg.type : s.kind)).join(', ')}; signals ${offender?.proc.signals.join(',') || 'none'}`);
-      // Unless it was handed off and left normally, an offender whose channel S closed read an Abort first.
-      if (eofAt >= 0 && !committedAway) t.ok(abortAt >= 0 && abortAt < eofAt, `${label}: S closed the offender's channel; it read an Abort first`);
+      // In commit the handoff is in flight: an offender whose channel S closed read an Abort naming it
+      // first (unless it was handed off and left normally). At rest there is no handoff to name.
+      if (when === 'in commit' && eofAt >= 0 && !committedAway) t.ok(abortAt >= 0 && abortAt < eofAt, `${label}: S closed the offender's channel; it read an Abort first`);
+      const a = seen[abortAt];
+      if (a?.kind === 'msg' && a.msg.type === 'Abort') t.equal(idToString(a.msg.handoff_id), rec.handoff_id, `${label}: the Abort names this handoff`);
       // Start the next fault from a good incumbent, whatever S made of this one.
       if (offender?.proc.alive && rig.incumbentPid() === offender.pid && !ok) {
         const gone = offender.pid;
