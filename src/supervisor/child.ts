@@ -15,6 +15,9 @@ import { StderrTail } from './stderr-tail.js';
 
 export type ChildRole = 'cold-start' | 'successor';
 
+/** How long a reaped child's stderr may take to end before S goes on without the rest. */
+const STDERR_GRACE_MS = 200;
+
 export interface ChildExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -107,10 +110,23 @@ export class ServiceChild {
         // 'error' without a pid: the process never existed, and no 'exit' will follow.
         if (proc.pid === undefined) spawnError = err.code ?? err.message;
       });
+      let settled = false;
       const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        if (this.exitInfo) return;
-        this.exitInfo = spawnError === undefined ? { code, signal } : { code, signal, spawnError };
-        resolve(this.exitInfo);
+        if (settled) return;
+        settled = true;
+        const info: ChildExit = spawnError === undefined ? { code, signal } : { code, signal, spawnError };
+        // Its last words may still be in the pipe: wait (briefly) for stderr to end, so that the
+        // failure report has them. A grandchild holding stderr open must not delay the reap long.
+        const finish = (): void => {
+          this.exitInfo = info;
+          resolve(info);
+        };
+        if (!stderr || stderr.readableEnded || stderr.destroyed) return finish();
+        const t = setTimeout(finish, STDERR_GRACE_MS);
+        stderr.once('close', () => {
+          clearTimeout(t);
+          finish();
+        });
       };
       proc.once('exit', done);
       proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => done(code, signal));
