@@ -396,7 +396,9 @@ export function generate(rng: Rng, n: number, gen: GenOptions, pid = 0): AbuseCa
     if (!d) continue;
     if (gen.realIncumbent && (d.expect === 'committed' || (d.state === 'drain' && d.category === 'Ready from the successor'))) continue;
     // Byte-level Hellos embed the pid: the in-process rig knows it in advance; a fixture does not.
-    return { ...d, n, exitOnAbort: rng.chance(0.5), ignoreTerm: rng.chance(0.2) };
+    // After Begin S gives an aborted successor the drain grace to leave (it may have accepted), so
+    // there the offender leaves when told, as the library does; before Begin half of them stay to be killed.
+    return { ...d, n, exitOnAbort: d.state === 'begin' || rng.chance(0.5), ignoreTerm: rng.chance(0.2) };
   }
 }
 

@@ -254,10 +254,8 @@ export class GoodPeer {
   behaving = true;
   /** Exit (the double) when S sends Abort: what a library successor does. */
   exitOnAbort = false;
-
-  constructor(readonly peer: PeerEnd) {
-    peer.on('message', (m) => this.onMessage(m));
-  }
+  /** Exit when S closes the channel. */
+  exitOnEof = true;
 
   sayHello(): void {
     this.peer.send(helloOf(this.peer.pid, this.peer.role === 'cold-start' ? 'Incumbent' : 'Successor'));
@@ -271,6 +269,14 @@ export class GoodPeer {
   private later(held: boolean, f: () => void): void {
     if (held) this.held.push(f);
     else f();
+  }
+
+  constructor(readonly peer: PeerEnd) {
+    peer.on('message', (m) => this.onMessage(m));
+    // S closed the channel: a process that lost its control channel leaves (the library does).
+    peer.on('eof', () => {
+      if (this.exitOnEof && peer.proc.alive) setImmediate(() => peer.proc.exit(0, null));
+    });
   }
 
   private onMessage(m: Message): void {

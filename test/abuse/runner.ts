@@ -155,6 +155,8 @@ export async function runCase(rig: Rig, c: AbuseCase, opts: RunOptions = {}): Pr
     offGood = new GoodPeer(peer);
     offGood.behaving = false;
     offGood.exitOnAbort = c.exitOnAbort;
+    // A successor that closed its side stays alive: S must notice a live process it cannot talk to.
+    offGood.exitOnEof = c.expect !== 'peer_closed';
     rig.good.set(peer.pid, offGood);
     return true;
   };
