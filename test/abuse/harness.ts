@@ -368,6 +368,9 @@ export class Rig {
       stateDir: path.join(rig.dir, 'state'),
       // A successor that does not leave after Abort is killed at once: the double dies on a signal.
       exitTimeoutMs: 1,
+      // After Begin an aborted successor gets the drain grace (+1 s) to leave: short, but long enough
+      // for a case parked in drain on a loaded machine.
+      drainGraceMs: 2000,
       killAfterMs: 5,
       restartInitialMs: 10,
       restartMaxMs: 100,

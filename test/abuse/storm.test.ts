@@ -150,6 +150,9 @@ t.test('a successor that misbehaves after Ready does not leave S with an incumbe
         // After its fault it behaves (a good incumbent if S keeps it): a failure is S's alone.
         const g = new GoodPeer(peer);
         g.behaving = false;
+        // After Ready it holds the lock and serves: losing its channel to S, it goes on serving (as the
+        // library does), so S must deal with it, not wait for it to leave.
+        g.exitOnEof = false;
         rig.good.set(peer.pid, g);
         void peer.attached.then(async () => {
           peer.send(helloOf(peer.pid, 'Successor'));

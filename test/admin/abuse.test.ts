@@ -370,6 +370,8 @@ t.test('an abort racing a commit: the answer and the record always agree', async
       successor = peer;
       const g = new GoodPeer(peer);
       g.behaving = false;
+      // Told Abort after Begin, it drains and leaves (as the library does).
+      g.exitOnAbort = true;
       rig.good.set(peer.pid, g);
       void peer.attached.then(async () => {
         peer.send(helloOf(peer.pid, 'Successor'));
