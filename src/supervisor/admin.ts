@@ -374,6 +374,8 @@ class Api {
     }
     const now = this.sup.status().inflight;
     if (!now) throw new HttpError(404, 'no_handoff', 'no handoff in flight: nothing to abort');
+    // Already rolling back (S aborted it for another reason): not "too late", but nothing left to do.
+    if (now.phase === 'rollback') throw new HttpError(409, 'too_late', `handoff ${now.handoff_id} is already being rolled back`);
     throw new HttpError(409, 'too_late', `handoff ${now.handoff_id} is in phase ${now.phase}, past the point where it can be aborted`);
   }
 }

@@ -63,7 +63,7 @@ t.test('Hello floods of up to 20,000 frames: the second Hello is the violation',
 t.test('frames dribbled a byte per 100 ms (each bounded by S\'s own timers)', async (t) => {
   // Three supervisors at once: each dribble costs wall time, not work.
   const helloTimeoutMs = 1500;
-  const [a, b, c] = await Promise.all([Rig.start({ over: { helloTimeoutMs } }, 200_000), Rig.start({ over: { heartbeatTimeoutMs: 1000, heartbeatMs: 200 } }, 300_000), Rig.start({}, 400_000)]);
+  const [a, b, c] = await Promise.all([Rig.start({ over: { helloTimeoutMs } }, 200_000), Rig.start({ over: { heartbeatTimeoutMs: 1000, heartbeatMs: 200, drainGraceMs: 10_000 } }, 300_000), Rig.start({}, 400_000)]);
   t.teardown(async () => {
     for (const r of [a!, b!, c!]) await r.stop();
   });

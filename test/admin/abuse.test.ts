@@ -415,3 +415,13 @@ t.test('an abort racing a commit: the answer and the record always agree', async
   }
   t.comment(`figures: abort vs commit, ${ROUNDS} rounds: ${seen.aborted} aborted, ${seen.tooLate} too late (409), ${seen.nothing} after the end (404)`);
 });
+
+t.test('an abort while S is already rolling back is refused for that reason, not as too late', async (t) => {
+  const sup = new FakeSupervisor();
+  const { sock } = await serve(t, sup);
+  sup.inflight = { handoff_id: 'h2', phase: 'rollback', started_at: '2026-01-01T00:00:00.000Z', successor_pid: 5, elapsed_ms: 10 };
+  sup.abortResult = false;
+  const r = await request(sock, 'POST', '/v1/handoffs/current/abort');
+  t.equal(r.status, 409);
+  t.same(JSON.parse(r.body), { error: { kind: 'too_late', message: 'handoff h2 is already being rolled back' } });
+});
