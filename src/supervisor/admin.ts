@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
-import type { HandoffEvent, HandoffRecord, SupervisorApi, UpgradeRequest } from './types.js';
+import { ConfigReloadError, type HandoffEvent, type HandoffRecord, type SupervisorApi, type UpgradeRequest } from './types.js';
 
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -256,6 +256,7 @@ function upgradeError(err: unknown, log: Logger, req: UpgradeRequest): HttpError
     log.warn({ command: req.command }, 'refused a handoff request: command not in the allowlist');
     return new HttpError(403, 'exec_not_allowed', err.message);
   }
+  if (err instanceof ConfigReloadError) return new HttpError(400, 'invalid_config', err.message);
   if (err instanceof ProtocolError) {
     if (err.kind === 'handoff_in_progress') return new HttpError(409, err.kind, err.toReason());
     return new HttpError(503, err.kind, err.toReason());
