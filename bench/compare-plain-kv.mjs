@@ -2,7 +2,11 @@
 // `npm run bench:compare`: the same store (dist/examples/kv/store.js), the same request handler
 // (copied from examples/kv/main.ts: keep the two in step), a plain node:http server listening on
 // its own. What it lacks is what the library adds: the connection tracking of HttpDrain on every
-// connection and request, the data-dir lock, the logger, signal handling. Bench-only.
+// connection and request, the data-dir lock, the logger, signal handling. It stops the way a
+// plain Node service does: server.close() (which, since Node 19, also closes idle keep-alive
+// connections), then exit once the requests in flight are answered. `npm run bench:compare` also
+// runs it under PM2 (with BENCH_DATA_PER_PROCESS=1: a data directory per process) to show a
+// reload of a service without the library's drain. Bench-only.
 //
 //   node bench/compare-plain-kv.mjs --data DIR --listen HOST:PORT [--shards 4]
 
@@ -19,7 +23,9 @@ if (!values.data || !values.listen) {
 const m = /^(.*):(\d+)$/.exec(values.listen);
 if (!m) process.exit(2);
 const shards = Number(values.shards);
-const store = new KvStore(values.data, shards);
+import path from 'node:path';
+const dataDir = process.env.BENCH_DATA_PER_PROCESS === '1' ? path.join(values.data, `p${process.pid}`) : values.data;
+const store = new KvStore(dataDir, shards);
 const MAX_BODY = 1 << 20;
 
 // --- from examples/kv/main.ts --------------------------------------------------------------------
@@ -90,9 +96,7 @@ const server = http.createServer((req, res) => {
 await store.open();
 server.listen({ host: m[1] || '127.0.0.1', port: Number(m[2]) });
 const stop = () => {
-  server.close();
-  server.closeAllConnections();
-  store.close().finally(() => process.exit(0));
+  server.close(() => store.close().finally(() => process.exit(0)));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -130,6 +130,8 @@ interface Row {
   /** The triggering command's own duration, per switch. */
   cmdMs: number[];
   records: HandoffRecord[];
+  /** S's record of each switch window's handoff (handoff rows only), index for index. */
+  windowRecord: Array<HandoffRecord | undefined>;
   /** Trigger → S spawned the successor (the CLI's start-up and its request), per handoff. */
   toSpawn: number[];
   notes: string[];
@@ -270,11 +272,14 @@ interface Pm2Extras {
   restarts?: string;
 }
 
-function pm2Service(l: Layout, port: number, bin: string, instances: number, lockOff: boolean, ex: Pm2Extras): Service {
+type Pm2Mode = 'shipped' | 'nolock' | 'stateless' | 'plain';
+
+function pm2Service(l: Layout, port: number, bin: string, instances: number, mode: Pm2Mode, ex: Pm2Extras): Service {
   const home = path.join(l.dir, 'pm2home');
   const locks = path.join(l.dir, 'locks');
   fs.mkdirSync(locks);
-  const env = { ...process.env, PM2_HOME: home, BENCH_LOCK_DIR: locks };
+  const env = { ...process.env, PM2_HOME: home, BENCH_LOCK_DIR: locks, BENCH_DATA_PER_PROCESS: mode === 'stateless' || mode === 'plain' ? '1' : '0' };
+  const script = mode === 'shipped' ? KV : mode === 'plain' ? PLAIN : NOLOCK;
   const pm2 = (args: string[], timeoutMs = 60_000): ReturnType<typeof run> => run(NODE, [bin, ...args], { env, cwd: l.dir, timeoutMs });
   const daemonPid = (): number | undefined => {
     try {
@@ -295,7 +300,8 @@ function pm2Service(l: Layout, port: number, bin: string, instances: number, loc
   };
   return {
     async start() {
-      const r = await pm2(['start', lockOff ? NOLOCK : KV, '-i', String(instances), '--name', 'kv', '--', '--data', l.data, '--listen', `127.0.0.1:${port}`, '--build-id', 'v0']);
+      const args = ['--data', l.data, '--listen', `127.0.0.1:${port}`, ...(mode === 'plain' ? [] : ['--build-id', 'v0'])];
+      const r = await pm2(['start', script, '-i', String(instances), '--name', 'kv', '--', ...args]);
       if (r.code !== 0) throw new Error(`pm2 start: exit ${String(r.code)}: ${r.stderr.trim().slice(0, 300)}`);
       if (!(await waitServing(port, 30_000))) throw new Error('kv under PM2 did not serve within 30 s');
       // Let the other instance(s) come up (or, with kv's lock, fail to).
@@ -324,7 +330,7 @@ function pm2Service(l: Layout, port: number, bin: string, instances: number, loc
       const d = daemonPid();
       if (d) ex.daemonHwm = procMemory(d)?.hwm;
       for (let i = 0; i < 3; i++) ex.versionMs.push((await pm2(['--version'], 20_000)).ms);
-      ex.fatal = fatalLines(path.join(home, 'logs'));
+      ex.fatal = fatalLines(home);
       const j = await pm2(['jlist'], 20_000);
       try {
         const list = JSON.parse(j.stdout) as Array<{ pm2_env?: { status?: string; restart_time?: number; unstable_restarts?: number } }>;
@@ -341,17 +347,19 @@ function pm2Service(l: Layout, port: number, bin: string, instances: number, loc
   };
 }
 
-/** kv's fatal/error log lines (pino level ≥ 50) in PM2's log files, counted by message. */
-function fatalLines(dir: string): string {
+/** kv's fatal/error log lines (pino level ≥ 50) in PM2's log files (its own and the apps'), counted by message. */
+function fatalLines(home: string): string {
   const counts = new Map<string, number>();
-  let files: string[] = [];
-  try {
-    files = fs.readdirSync(dir).filter((f) => f.endsWith('.log'));
-  } catch {
-    return '';
+  const files: string[] = [];
+  for (const dir of [home, path.join(home, 'logs')]) {
+    try {
+      for (const f of fs.readdirSync(dir)) if (f.endsWith('.log')) files.push(path.join(dir, f));
+    } catch {
+      // no such directory
+    }
   }
   for (const f of files) {
-    for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+    for (const line of fs.readFileSync(f, 'utf8').split('\n')) {
       if (!line.startsWith('{')) continue;
       try {
         const j = JSON.parse(line) as { level?: number; msg?: string; err?: string };
@@ -371,7 +379,7 @@ function fatalLines(dir: string): string {
 
 async function runRow(key: string, name: string, a: Args, make: (l: Layout, port: number) => Service, out: (s: string) => void, control = false): Promise<Row> {
   const switches = control ? 0 : a.quick && key.startsWith('pm2') ? 1 : a.switches;
-  const row: Row = { key, name, switches, switchesOk: 0, windows: [], toServing: [], cmdMs: [], records: [], toSpawn: [], notes: [] };
+  const row: Row = { key, name, switches, switchesOk: 0, windows: [], toServing: [], cmdMs: [], records: [], windowRecord: [], toSpawn: [], notes: [] };
   const l = layout(key);
   const port = await freePort();
   const svc = make(l, port);
@@ -414,20 +422,23 @@ async function runRow(key: string, name: string, a: Args, make: (l: Layout, port
         const served = await serving;
         const end = Math.max(sw.cmdEnd, Number.isFinite(served.at) ? served.at : sw.cmdEnd);
         row.windows.push({ start: Math.min(t, sw.trigger), end });
+        row.windowRecord.push(sw.record);
         row.cmdMs.push(sw.cmdEnd - sw.trigger);
         if (Number.isFinite(served.at)) row.toServing.push(served.at - sw.trigger);
-        else row.notes.push(`switch ${i}: no new process answered within 60 s`);
+        else row.notes.push(`switch ${i}: no new process answered (the probe gave up 15 s after the command returned)`);
         if (sw.record) {
           row.records.push(sw.record);
           if (sw.triggerWall !== undefined) row.toSpawn.push(Date.parse(sw.record.started_at) - sw.triggerWall);
         }
-        if (sw.ok) row.switchesOk++;
-        else row.notes.push(`switch ${i}: ${sw.detail ?? 'failed'}`);
+        // A switch succeeded when its command did and a new process serves.
+        if (sw.ok && Number.isFinite(served.at)) row.switchesOk++;
+        else if (!sw.ok) row.notes.push(`switch ${i}: ${sw.detail ?? 'failed'}`);
         out(`  ${key} switch ${i}: ${sw.ok ? 'ok' : 'FAILED'}, command ${fmtMs(sw.cmdEnd - sw.trigger)}, new process answering after ${fmtMs(served.at - sw.trigger)}`);
         await sleep(a.gapMs);
         if ((await answeringPids(port, 3)).size === 0) {
           // Nobody serves any more: more switches would only add refused requests to the count.
-          row.notes.push(`nothing serves after switch ${i}: the remaining ${switches - i} switches were not attempted`);
+          if (i < switches) row.notes.push(`nothing serves after switch ${i}: the remaining ${switches - i} switches were not attempted`);
+          else row.notes.push(`nothing serves after the last switch`);
           out(`  ${key}: nothing serves after switch ${i}; stopping this row`);
           break;
         }
@@ -463,11 +474,16 @@ interface Figures {
   failKa: number;
   failNc: number;
   ackedKeys: number;
+  /** Acknowledged writes read back with another value, or missing. */
   lost: number;
+  /** Acknowledged writes that could not be read back at all: nothing answered. */
+  unreadable: number;
   inside: Summary;
   outside: Summary;
   blackout: number;
   blackoutInSwitch: boolean;
+  /** The longest interval without a successful completion that overlaps each switch window. */
+  perWindow: number[];
 }
 
 function causeOf(kind: string, detail: string): keyof Pick<Figures, 'refused' | 'reset' | 'timeout' | 'x5' | 'wrongRead' | 'other'> {
@@ -482,7 +498,7 @@ function causeOf(kind: string, detail: string): keyof Pick<Figures, 'refused' | 
 function figures(row: Row): Figures | undefined {
   const r = row.load;
   if (!r) return undefined;
-  const f: Figures = { sent: r.requests, ok: r.requests - r.failures.length, refused: 0, reset: 0, timeout: 0, x5: 0, wrongRead: 0, other: 0, failKa: 0, failNc: 0, ackedKeys: row.verify?.keys ?? 0, lost: row.verify?.lost.length ?? Number.NaN, inside: summarize([]), outside: summarize([]), blackout: Number.NaN, blackoutInSwitch: false };
+  const f: Figures = { sent: r.requests, ok: r.requests - r.failures.length, refused: 0, reset: 0, timeout: 0, x5: 0, wrongRead: 0, other: 0, failKa: 0, failNc: 0, ackedKeys: row.verify?.keys ?? 0, lost: row.verify ? row.verify.lost.filter((x) => !x.got.startsWith('error:')).length : Number.NaN, unreadable: row.verify ? row.verify.lost.filter((x) => x.got.startsWith('error:')).length : 0, inside: summarize([]), outside: summarize([]), blackout: Number.NaN, blackoutInSwitch: false, perWindow: row.windows.map(() => 0) };
   for (const x of r.failures) {
     f[causeOf(x.kind, x.detail)]++;
     if (x.client.startsWith('ka')) f.failKa++;
@@ -497,6 +513,9 @@ function figures(row: Row): Figures | undefined {
   let at = 0;
   for (let i = 1; i < ends.length; i++) {
     const g = ends[i]! - ends[i - 1]!;
+    row.windows.forEach((w, k) => {
+      if (ends[i]! >= w.start && ends[i - 1]! <= w.end && g > f.perWindow[k]!) f.perWindow[k] = g;
+    });
     if (g > gap) {
       gap = g;
       at = ends[i - 1]!;
@@ -665,7 +684,7 @@ function table(rows: Row[]): string[] {
     const lat = (s: Summary): string => (s.count === 0 ? '-' : `${fmtMs(s.p50)} / ${fmtMs(s.p99)} / ${fmtMs(s.max)}`);
     const sw = r.switches === 0 ? '-' : `${r.switchesOk}/${r.switches}`;
     L.push(
-      `| ${r.name} | ${sw} | ${f.sent} | ${f.ok} | ${f.refused} | ${f.reset} | ${f.timeout} | ${f.x5} | ${f.wrongRead} | ${f.failKa} / ${f.failNc} | ${Number.isNaN(f.lost) ? '?' : `${f.lost} of ${f.ackedKeys}`} | ${r.switches === 0 ? '-' : lat(f.inside)} | ${lat(f.outside)} | ${fmtMs(f.blackout)}${f.blackoutInSwitch || r.switches === 0 ? '' : ' (outside a switch)'} | ${r.switches === 0 ? '-' : `${fmtMs(med(r.toServing))} / ${fmtMs(maxOf(r.toServing))}`} | ${r.switches === 0 ? '-' : fmtMs(med(r.cmdMs))} |`,
+      `| ${r.name} | ${sw} | ${f.sent} | ${f.ok} | ${f.refused} | ${f.reset} | ${f.timeout} | ${f.x5} | ${f.wrongRead} | ${f.failKa} / ${f.failNc} | ${Number.isNaN(f.lost) ? '?' : `${f.lost} of ${f.ackedKeys}${f.unreadable ? ` (${f.unreadable} more unreadable: nothing served)` : ''}`} | ${r.switches === 0 ? '-' : lat(f.inside)} | ${lat(f.outside)} | ${fmtMs(f.blackout)}${f.blackoutInSwitch || r.switches === 0 ? '' : ' (outside a switch)'} | ${r.switches === 0 ? '-' : `${fmtMs(med(r.toServing))} / ${fmtMs(maxOf(r.toServing))}`} | ${r.switches === 0 ? '-' : fmtMs(med(r.cmdMs))} |`,
     );
   }
   return L;
@@ -708,25 +727,28 @@ async function main(): Promise<number> {
     hx.probeFile = path.join(os.tmpdir(), `handoff-compare-probe-${process.pid}.json`);
     rows.push(await runRow('handoff', '`handoff upgrade`', a, (l, p) => handoffService(l, p, hx), out));
   }
-  const pm2Rows: Array<[string, string, number, boolean]> = [
-    ['pm2-1', 'PM2 cluster ×1, `pm2 reload` (kv as shipped: its data-dir lock on)', 1, false],
-    ['pm2-2', 'PM2 cluster ×2, `pm2 reload` (kv as shipped: its data-dir lock on)', 2, false],
-    ['pm2-1-nolock', 'PM2 cluster ×1, `pm2 reload` (kv\'s lock defeated)', 1, true],
-    ['pm2-2-nolock', 'PM2 cluster ×2, `pm2 reload` (kv\'s lock defeated)', 2, true],
+  const pm2Rows: Array<[string, string, number, Pm2Mode]> = [
+    ['pm2-1', 'PM2 cluster ×1, `pm2 reload` (kv as shipped: its data-dir lock on)', 1, 'shipped'],
+    ['pm2-2', 'PM2 cluster ×2, `pm2 reload` (kv as shipped: its data-dir lock on)', 2, 'shipped'],
+    ['pm2-1-nolock', 'PM2 cluster ×1, `pm2 reload` (kv\'s lock defeated, one data dir)', 1, 'nolock'],
+    ['pm2-2-nolock', 'PM2 cluster ×2, `pm2 reload` (kv\'s lock defeated, one data dir)', 2, 'nolock'],
+    ['pm2-1-stateless', 'PM2 cluster ×1, `pm2 reload` (a data dir per process: stateless)', 1, 'stateless'],
+    ['pm2-2-stateless', 'PM2 cluster ×2, `pm2 reload` (a data dir per process: stateless)', 2, 'stateless'],
+    ['pm2-1-plain', 'PM2 cluster ×1, `pm2 reload` (kv without the library, plain node:http; a data dir per process)', 1, 'plain'],
   ];
   let pm2: { bin: string } | { error: string } | undefined;
-  for (const [key, name, n, lockOff] of pm2Rows) {
+  for (const [key, name, n, mode] of pm2Rows) {
     if (!want(key)) continue;
     pm2 ??= await ensurePm2(out);
     if ('error' in pm2) {
-      rows.push({ key, name, skipped: `not run: ${pm2.error}`, switches: a.switches, switchesOk: 0, windows: [], toServing: [], cmdMs: [], records: [], toSpawn: [], notes: [] });
+      rows.push({ key, name, skipped: `not run: ${pm2.error}`, switches: a.switches, switchesOk: 0, windows: [], toServing: [], cmdMs: [], records: [], windowRecord: [], toSpawn: [], notes: [] });
       continue;
     }
     out(`${key}…`);
     const ex: Pm2Extras = { versionMs: [] };
     pmx[key] = ex;
     const bin = pm2.bin;
-    const row = await runRow(key, name, a, (l, p) => pm2Service(l, p, bin, n, lockOff, ex), out);
+    const row = await runRow(key, name, a, (l, p) => pm2Service(l, p, bin, n, mode, ex), out);
     if (ex.restarts) row.notes.push(`PM2's process list at the end: ${ex.restarts}`);
     if (ex.fatal) row.notes.push(`kv's fatal log lines: ${ex.fatal}`);
     rows.push(row);
@@ -790,6 +812,12 @@ async function main(): Promise<number> {
   for (const r of rows) {
     const fails = r.load?.failures ?? [];
     if (fails.length === 0) continue;
+    if (r.windows.length > 0) {
+      // Where the failures fall: a bad switch among good ones shows here, not in the totals.
+      const per = r.windows.map((w) => fails.filter((f) => f.at >= w.start && f.at <= w.end).length);
+      const outside = fails.length - per.reduce((x, y) => x + y, 0);
+      L.push(`- ${r.name}, failed requests started in each switch window: ${per.join(', ')}; outside the windows: ${outside}`);
+    }
     const kinds = new Map<string, number>();
     for (const f of fails) kinds.set(`${f.method} ${f.kind}${f.reusedSocket ? ' (reused connection)' : ''}`, (kinds.get(`${f.method} ${f.kind}${f.reusedSocket ? ' (reused connection)' : ''}`) ?? 0) + 1);
     L.push(`- ${r.name}, failures: ${[...kinds.entries()].sort((x, y) => y[1] - x[1]).map(([k, n]) => `${n}× ${k}`).join(', ')}`);
@@ -819,6 +847,13 @@ async function main(): Promise<number> {
     L.push(`| drain + seal + begin (nobody accepts) | ${fmtMs(med(paused))} | ${fmtMs(maxOf(paused))} |`);
     L.push(`| total (spawn → incumbent exited) | ${fmtMs(med(ho.records.map((r) => r.total_ms)))} | ${fmtMs(maxOf(ho.records.map((r) => r.total_ms)))} |`);
     L.push('');
+    if (fh) {
+      L.push(
+        `Per handoff: blackout (longest interval without a successful completion, overlapping its window) ${fh.perWindow.map((x) => Math.round(x)).join(', ')} ms; ` +
+          `drain + seal + begin ${ho.windowRecord.map((r) => (r ? r.phases.filter((p) => ['drain', 'seal', 'begin'].includes(p.phase)).reduce((x, p) => x + p.ms, 0) : '-')).join(', ')} ms.`,
+      );
+      L.push('');
+    }
     L.push(
       `Trigger → new process serving, ${fmtMs(med(ho.toServing))} median, is made of: trigger → S spawns the successor (the CLI's start-up and its request; S's record's start against the trigger, ms clocks) ${fmtMs(med(ho.toSpawn))}; ` +
         `hello (the successor's Node start-up and imports, until its Hello) ${fmtMs(phaseMed('hello'))}; drain ${fmtMs(phaseMed('drain'))}; seal ${fmtMs(phaseMed('seal'))}; and the part of begin before the successor accepts (lock, open, accept; begin in all ${fmtMs(phaseMed('begin'))}).`,
@@ -875,10 +910,34 @@ async function main(): Promise<number> {
   if (fh && ho) {
     const failed = fh.sent - fh.ok;
     T.push({ what: 'failed requests (keep-alive / new connection)', target: '0 / 0', measured: `${fh.failKa} / ${fh.failNc}`, met: failed === 0, by: failed === 0 ? '' : `${failed} failed (${(failed / Math.max(1, ho.switches)).toFixed(1)} per handoff)` });
-    T.push({ what: 'acknowledged writes lost', target: '0', measured: String(fh.lost), met: fh.lost === 0, by: fh.lost === 0 ? '' : `${fh.lost}` });
+    const gone = fh.lost + fh.unreadable;
+    T.push({ what: 'acknowledged writes lost', target: '0', measured: String(gone), met: gone === 0, by: gone === 0 ? '' : `${gone}` });
     if (fc) {
-      const bound = fc.blackout + phaseMed('seal') + phaseMed('begin');
-      T.push({ what: 'blackout ≤ control\'s + seal + begin (N\'s lock, open, accept)', target: `≤ ${fmtMs(bound)} (${fmtMs(fc.blackout)} + ${fmtMs(phaseMed('seal'))} + ${fmtMs(phaseMed('begin'))})`, measured: fmtMs(fh.blackout), met: fh.blackout <= bound, by: fh.blackout <= bound ? '' : `+${fmtMs(fh.blackout - bound)}` });
+      // Each handoff against its own seal and begin (a slow fsync in one handoff is that handoff's);
+      // the worst excess over them is what must stay within the control's blackout.
+      let worst = Number.NEGATIVE_INFINITY;
+      let at = -1;
+      fh.perWindow.forEach((b, k) => {
+        const rec = ho.windowRecord[k];
+        if (!rec) return;
+        const own = rec.phases.filter((p) => p.phase === 'seal' || p.phase === 'begin').reduce((x, p) => x + p.ms, 0);
+        if (b - own > worst) {
+          worst = b - own;
+          at = k;
+        }
+      });
+      if (at >= 0) {
+        const rec = ho.windowRecord[at]!;
+        const ph = (n: string): number => rec.phases.find((p) => p.phase === n)?.ms ?? 0;
+        const ok = worst <= fc.blackout;
+        T.push({
+          what: 'blackout ≤ control\'s + the handoff\'s own seal + begin (N\'s lock, open, accept)',
+          target: `excess over seal + begin ≤ ${fmtMs(fc.blackout)}`,
+          measured: `worst: handoff ${at + 1}, ${fmtMs(fh.perWindow[at]!)} = seal ${fmtMs(ph('seal'))} + begin ${fmtMs(ph('begin'))} + ${fmtMs(worst)} (its drain: ${fmtMs(ph('drain'))})`,
+          met: ok,
+          by: ok ? '' : `+${fmtMs(worst - fc.blackout)}`,
+        });
+      }
     }
     const ratio = fh.inside.p99 / fh.outside.p99;
     T.push({ what: 'p99 overlapping a handoff ≤ 2× p99 outside', target: `≤ ${fmtMs(2 * fh.outside.p99)}`, measured: `${fmtMs(fh.inside.p99)} (${ratio.toFixed(1)}×)`, met: ratio <= 2, by: ratio <= 2 ? '' : `+${fmtMs(fh.inside.p99 - 2 * fh.outside.p99)} (${ratio.toFixed(1)}× instead of 2×)` });
@@ -914,7 +973,23 @@ async function main(): Promise<number> {
 }
 
 /** Written under the figures: what the bench cannot compute, established by reading the code and the runs. */
-const WHY = `<!-- compare-why -->`;
+const WHY = `### Reading the rows
+
+- **PM2, kv as shipped.** kv takes its data-dir lock before it opens its store. \`pm2 reload\` starts the new worker while the old one still holds the lock, so the new worker exits at once ("cannot take the data-dir lock"); PM2 restarts it in a loop, and when its listen timeout has passed it stops the old worker anyway. Until the next attempt after that gets the lock, no worker listens and PM2's master refuses connections: the refused requests, and seconds per reload. With two instances the second can never take the lock while the first lives: PM2 restarts it for ever ("launching" in the notes), one instance serves, and every reload is the same dance. The lock does its job: no acknowledged write is lost.
+- **PM2, kv's lock defeated** (bench/compare-kv-nolock.mjs gives each process a lock of its own). This is what PM2's reload needs, and its reload then works as designed: the new worker is up before the old one stops (look at the failures in the first switch window). But for that overlap two processes append to the same logs, with the same next revision numbers, and the old one's writes after the new one's replay are invisible to the new one (wrong reads). The next start's replay then finds "bad record after revision N" and refuses to open (kv's fatal log lines in the notes): from the next reload on no worker can start, and nothing serves. With two instances the two writers collide from the first second. The acknowledged writes are still in the files, but no kv process can read them back.
+- **PM2 with a data directory per process** (stateless: nothing shared, so every write is forgotten at the next reload; its "wrong reads" and lost writes are that, not PM2's). This is PM2's reload mechanism on its own, and with kv's stop going through the library's HttpDrain it fails no request at the transport level: the new worker listens before the old one stops, and the old one answers its in-flight requests with \`Connection: close\` instead of dropping idle keep-alive connections under the clients' feet. It takes seconds per reload (the CLI, the daemon, the new worker's start-up).
+- **PM2 with kv without the library** (bench/compare-plain-kv.mjs: the same handler and store, a plain node:http server that stops with \`server.close()\`). The same reload now resets requests on keep-alive connections: \`server.close()\` closes idle keep-alive connections at once, racing clients that are sending their next request on them. That race, not the switch itself, is what the library's drain removes; a handoff keeps the listener open as PM2 does and, unlike PM2, moves the data directory from the old process to the new one.
+- **A plain restart** refuses connections for as long as the new process takes to start, because nobody holds the port in between.
+
+### Why missed targets are missed (from the code, and the figures above)
+
+- **Trigger → new version serving.** It is a chain of two Node start-ups and the handoff proper: the CLI's start-up and its request ("trigger → S spawns the successor"), the successor's own start-up and imports until its Hello (\`hello\`), then drain, seal and the successor's lock, open and accept. The two start-ups are most of it; each costs at least what \`node -e 0\` costs on the machine. Under 150 ms needs the successor started before the trigger: S could spawn and park a successor after its Hello (HelloAck, then wait), so that \`handoff upgrade\` with the configured command starts at PrepareHandoff (src/supervisor/supervisor.ts and handoff.ts: a standby successor, with its own Hello timeout exemption and heartbeat); and a CLI that does less before its request (below). Drain is next: its idle keep-alive connections linger up to 250 ms (HttpDrain's lingerMs).
+- **Blackout and the tail latency of requests overlapping a handoff.** From PrepareHandoff (the incumbent closes accept, then drains) until the successor opens accept in begin, nobody accepts: new connections, and keep-alive clients whose connection the drain closed, wait in the kernel's backlog. The target allows seal and open, not the drain, and on a busy disk seal's fsyncs and the successor's replay have long tails. The window would shrink to about seal + open if the incumbent kept accepting while it drains (every response \`Connection: close\`, so connections stay short) and closed accept only at SealRequest, answering what is in flight before it seals (src/service/incumbent.ts and accept.ts; Drained would then mean "no keep-alive connection left", not "accept closed").
+- **Supervisor's share of the critical path.** Ready → Commit is the costly step: \`Handoff.checkReady\` calls \`enter('commit')\` before it sends Commit, and \`enter\` writes the in-flight journal synchronously (StateDir's write-temp, fsync, rename, fsync the directory). The other steps send first and journal after, but the same fsyncs then block S's event loop right after the send ("until S is back in its event loop"), so a peer's answer that arrives meanwhile waits in the socket, unseen by this probe. The change, in src/supervisor/handoff.ts: send Commit before \`enter('commit')\`; in src/supervisor/state-dir.ts: write the phase journal off the event loop (fs.promises, one write in flight, the latest phase wins) or without its fsyncs (it is read only after S itself died; the history record at the end stays fsynced).
+- **S's RSS at rest.** See the memory line: bare Node is most of the target by itself, pino alone adds about 8 MiB, and S's own modules the rest. Under 45 MiB needs S without pino at rest (a small synchronous JSON-lines writer with pino's line format, for S only; the service library can keep pino) and its CLI parser (commander) not loaded by \`run\` after parsing.
+- **Library throughput cost.** Per request HttpDrain adds a second 'request' listener (prependListener: Node's emit then copies the listener array), a Map lookup, a clearTimeout, and a \`res.once('close', …)\` closure. At saturation that is a few µs against a few tens of µs for the whole request; on a busy machine the rounds spread by more than the target. To get under 2 %: one listener that wraps the user's handler instead of a second one, per-connection state on the socket (a symbol property) instead of a Map, and one shared 'close' handler instead of a closure per response.
+- **\`handoff upgrade\` start-up.** The CLI costs about 45 ms of CPU above bare Node (see the CPU figures): src/cli/main.ts imports every command, commander with extra-typings, and config.js (which imports the supervisor's listener code) before it parses argv. The change: dynamic imports per command (\`upgrade\`, \`status\`, \`abort\`, \`history\` need only client.js, render.js, duration.js), \`run\`'s modules (config, supervisor, pino) behind its own import. Bare Node's start-up stays the floor.
+`;
 
 main().then(
   (code) => {
