@@ -377,6 +377,18 @@ function fatalLines(home: string): string {
 
 // --- running a row -------------------------------------------------------------------------------
 
+/** The service of the row running now: stopped (PM2's daemon is not our child) if the bench is cut short. */
+let running: Service | undefined;
+
+function abandon(why: string, code: number): void {
+  process.stderr.write(`bench:compare: ${why}; stopping the service under test\n`);
+  const hard = setTimeout(() => process.exit(code), 30_000);
+  hard.unref();
+  void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(code));
+}
+process.once('SIGINT', () => abandon('interrupted', 130));
+process.once('SIGTERM', () => abandon('terminated', 143));
+
 async function runRow(key: string, name: string, a: Args, make: (l: Layout, port: number) => Service, out: (s: string) => void, control = false): Promise<Row> {
   const switches = control ? 0 : a.quick && key.startsWith('pm2') ? 1 : a.switches;
   const row: Row = { key, name, switches, switchesOk: 0, windows: [], toServing: [], cmdMs: [], records: [], windowRecord: [], toSpawn: [], notes: [] };
@@ -387,10 +399,8 @@ async function runRow(key: string, name: string, a: Args, make: (l: Layout, port
   const split = clientSplit(a.clients);
   // Generous, but a bound: a runaway loop cannot go on (PM2's reloads take seconds each).
   const runMs = a.warmMs + a.switches * (a.gapMs + 15_000);
-  const watchdog = setTimeout(() => {
-    out(`  ${key}: did not finish within ${Math.round(runMs / 1000) + 120} s; exiting`);
-    process.exit(3);
-  }, runMs + 120_000);
+  running = svc;
+  const watchdog = setTimeout(() => abandon(`${key} did not finish within ${Math.round(runMs / 1000) + 120} s`, 3), runMs + 120_000);
   try {
     await svc.start();
     load = new LoadGenerator({
@@ -454,6 +464,7 @@ async function runRow(key: string, name: string, a: Args, make: (l: Layout, port
     if (load) row.load = await load.stop().catch(() => undefined);
   }
   await svc.stop().catch((err: unknown) => row.notes.push(`stop: ${err instanceof Error ? err.message : String(err)}`));
+  running = undefined;
   clearTimeout(watchdog);
   if (!row.error) fs.rmSync(l.dir, { recursive: true, force: true, maxRetries: 3 });
   else row.notes.push(`files kept in ${l.dir}`);
