@@ -269,7 +269,8 @@ export async function ensurePm2(log: (s: string) => void): Promise<{ bin: string
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const r = await run(npm, ['install', '--prefix', dir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `pm2@${PM2_VERSION}`], { timeoutMs: 300_000 });
   if (r.code !== 0 || installed() !== PM2_VERSION || !fs.existsSync(bin)) {
-    const why = r.timedOut ? 'timed out after 300 s' : (r.stderr.trim().split('\n').pop() ?? `exit ${String(r.code)}`);
+    const lines = r.stderr.trim().split('\n').filter((l) => l.trim() !== '' && !/complete log of this run/.test(l));
+    const why = r.timedOut ? 'timed out after 300 s' : lines.slice(0, 2).join(' ').slice(0, 300) || `npm exit ${String(r.code)}`;
     return { error: `pm2@${PM2_VERSION} could not be installed into ${dir}: ${why}` };
   }
   return { bin };

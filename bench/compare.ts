@@ -29,7 +29,7 @@ import { clientSplit } from '../src/cli/demo/index.js';
 import { LoadGenerator, httpRequest, type LoadResult, type VerifyResult } from '../src/cli/demo/load.js';
 import { fmtMs, summarize, type Summary } from '../src/cli/demo/stats.js';
 import type { HandoffRecord } from '../src/supervisor/types.js';
-import { alive, answeringPids, cpuNs, ensurePm2, timed, firstNewAnswer, freePort, infoPid, median, procMemory, run, saturate, sleep, start, waitExit, waitServing, PM2_VERSION, type Exit } from './compare-lib.js';
+import { alive, answeringPids, cpuNs, ensurePm2, pm2Dir, timed, firstNewAnswer, freePort, infoPid, median, procMemory, run, saturate, sleep, start, waitExit, waitServing, PM2_VERSION, type Exit } from './compare-lib.js';
 import { writeSection } from './results-md.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -799,7 +799,7 @@ async function main(): Promise<number> {
   L.push('## Compare (`npm run bench:compare`)');
   L.push('');
   L.push(
-    `Machine: ${os.cpus().length} logical CPUs (nproc), ${cpu}; ${os.type()} ${os.release()}; Node ${process.version}; PM2 ${PM2_VERSION}. ` +
+    `Machine: ${os.cpus().length} logical CPUs (nproc), ${cpu}; ${os.type()} ${os.release()}; Node ${process.version}; PM2 ${PM2_VERSION} (pinned; installed by the bench into ${pm2Dir()}). ` +
       `Load average at start ${loadStart.map((x) => x.toFixed(2)).join(' ')}, at end ${loadEnd.map((x) => x.toFixed(2)).join(' ')}` +
       `${loadStart[0]! > os.cpus().length ? ' (a busy, shared machine: every figure below is noisy)' : ''}. ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${elapsedS} s${a.quick ? ', `--quick`' : ''}.`,
   );
