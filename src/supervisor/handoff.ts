@@ -247,12 +247,13 @@ export class Handoff {
       this.ctx.log('warn', 'revision check skipped: the incumbent died before sealing', { advertised: r.advertised_revision_per_shard.map(String) });
     }
     this.clearTimers();
+    // Commit first: the journal's fsyncs (in enter) are not on the incumbent's critical path.
+    if (this.oAlive) this.o!.channel.send({ type: 'Commit', handoff_id: this.id });
     this.enter('commit');
     if (!this.oAlive) {
       this.finish('committed');
       return;
     }
-    this.o!.channel.send({ type: 'Commit', handoff_id: this.id });
     void this.o!.retire(this.ctx.exitTimeoutMs, this.ctx.killAfterMs, (signal) => this.ctx.log('warn', `incumbent did not exit after Commit: ${signal}`, { pid: this.o!.pid }));
   }
 
