@@ -5,15 +5,18 @@
 // them. V8 keeps an object's snapshot id for its whole life, so "id above the earlier snapshot's
 // highest id" means "allocated in between"; what survived a full GC in between is retained.
 //
-//   node scripts/heap-diff.mjs before.heapsnapshot after.heapsnapshot [--top 25] [--paths 3] [--depth 12]
+//   node scripts/heap-diff.mjs before.heapsnapshot after.heapsnapshot [--top 25] [--paths 3] [--depth 12] [--show KEY]
+//
+// --show KEY: retainer paths for that group only (a key as printed in the table, e.g. `Array`).
 
 import fs from 'node:fs';
 
 function parseArgs(argv) {
-  const a = { files: [], top: 25, paths: 3, depth: 12 };
+  const a = { files: [], top: 25, paths: 3, depth: 12, show: undefined };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--top' || k === '--paths' || k === '--depth') a[k.slice(2)] = Number(argv[++i]);
+    else if (k === '--show') a.show = argv[++i];
     else a.files.push(k);
   }
   if (a.files.length !== 2) {
@@ -165,7 +168,8 @@ out('| count | self bytes | constructor |');
 out('|---:|---:|---|');
 for (const [k, g] of sorted) out(`| ${g.count} | ${g.bytes} | ${k.replace(/\|/g, '\\|')} |`);
 out('');
-for (const [k, g] of sorted.slice(0, Math.min(args.top, 10))) {
+const detailed = args.show !== undefined ? [...groups.entries()].filter(([k]) => k === args.show) : sorted.slice(0, Math.min(args.top, 10));
+for (const [k, g] of detailed) {
   out(`## ${k} (${g.count} new)`);
   for (const i of g.sample) {
     const p = retainerPath(after, i, args.depth);

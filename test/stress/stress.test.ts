@@ -14,6 +14,12 @@ import { runStress, type StressResult } from '../../bench/stress.js';
 
 const HANDOFFS = Number(process.env['HANDOFF_STRESS_HANDOFFS'] ?? 15);
 
+// tap puts its process-info loader (and, with coverage, V8 coverage) in NODE_OPTIONS; S's host and
+// the kv children inherit this process's environment (SupervisorHost.spawn takes no env) and must
+// run as plain built JS, as under `npm run stress`. This process read NODE_OPTIONS when it started.
+delete process.env['NODE_OPTIONS'];
+delete process.env['NODE_V8_COVERAGE'];
+
 t.test(`${HANDOFFS} handoffs under load: no failed request, no lost write, S's fds and children back to baseline`, async (t) => {
   const lines: string[] = [];
   const r: StressResult = await runStress({
