@@ -24,8 +24,8 @@ t.test(`${HANDOFFS} handoffs under load: no failed request, no lost write, S's f
   const lines: string[] = [];
   const r: StressResult = await runStress({
     handoffs: HANDOFFS,
-    gapMs: 100,
-    clients: 20,
+    gapMs: 50,
+    clients: 10,
     // An upper bound only: on a busy 2-core machine a handoff takes about a second.
     maxMs: 150_000,
     checkMemory: false,
