@@ -18,6 +18,7 @@
  *   npm run stress -- --aborts 300 [--fault unhealthy|open-fail|abort-on-begin|crash-before-hello|bad-revisions|crash-on-begin]
  *   npm run stress -- --commit 300          # committed handoffs, for comparison
  *   npm run stress -- --aborts 300 --snapshots /tmp/snaps --no-write
+ *   npm run stress -- --aborts 300 --node-flag --jitless --no-write   # without the JIT's compiled code
  *   (or directly: node --import ./bench/register.mjs bench/leak.ts --aborts 300)
  */
 
@@ -45,10 +46,12 @@ interface Args {
   write: boolean;
   /** Wall-clock bound of the whole run. */
   maxMs: number;
+  /** Extra Node flags for S's process (`--node-flag --jitless`: is the growth compiled code?). */
+  nodeFlags: string[];
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { count: 300, fault: 'unhealthy', warmup: 50, every: 25, snapshots: undefined, write: true, maxMs: 30 * 60_000 };
+  const a: Args = { count: 300, fault: 'unhealthy', warmup: 50, every: 25, snapshots: undefined, write: true, maxMs: 30 * 60_000, nodeFlags: [] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const raw = argv[i + 1];
@@ -66,6 +69,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--every' && v >= 1) a.every = Math.floor(v);
     else if (k === '--snapshots' && raw !== undefined) a.snapshots = path.resolve(raw);
     else if (k === '--max-minutes' && v > 0) a.maxMs = v * 60_000;
+    else if (k === '--node-flag' && raw?.startsWith('--')) a.nodeFlags.push(raw);
     else throw new Error(`unknown or bad argument: ${String(k)} ${String(raw)} (faults: ${FAULTS.join(', ')})`);
     i++;
   }
@@ -124,10 +128,10 @@ export async function leakMain(argv: string[]): Promise<number> {
   const paths = builtPaths();
   const layout = makeLayout('handoff-leak-');
   if (args.snapshots) fs.mkdirSync(args.snapshots, { recursive: true });
-  const execArgv = args.snapshots ? ['--heapsnapshot-signal=SIGUSR2'] : [];
+  const execArgv = [...args.nodeFlags, ...(args.snapshots ? ['--heapsnapshot-signal=SIGUSR2'] : [])];
   const host = SupervisorHost.spawn(paths.host, layout.logFile, { exposeGc: true, cwd: args.snapshots ?? layout.tempDir, execArgv });
   const guard = new Guard(host.exited, args.maxMs, 'the leak bench');
-  const kind = args.fault === undefined ? 'committed' : `aborted (successor \`--fault ${args.fault}\`)`;
+  const kind = `${args.fault === undefined ? 'committed' : `aborted (successor \`--fault ${args.fault}\`)`}${args.nodeFlags.length > 0 ? `, S run with ${args.nodeFlags.join(' ')},` : ''}`;
   out(`leak: ${args.count} ${kind} handoffs, S's memory after a forced GC every ${args.every}; log ${layout.logFile}`);
 
   const points: Point[] = [];
@@ -208,7 +212,11 @@ export async function leakMain(argv: string[]): Promise<number> {
   out(section);
   const ok = error === undefined;
   if (args.write && ok) {
-    writeSection(RESULTS, args.fault === undefined ? 'leak-commit' : 'leak', section.replace('## Memory per handoff', args.fault === undefined ? '## Memory per committed handoff' : '## Memory per aborted handoff'));
+    // One section per kind of run: aborted, committed, and either with Node flags for S (--jitless).
+    const flags = args.nodeFlags.map((f) => f.replace(/^--/, '')).join('-');
+    const name = `${args.fault === undefined ? 'leak-commit' : 'leak'}${flags ? `-${flags}` : ''}`;
+    const title = `## Memory per ${args.fault === undefined ? 'committed' : 'aborted'} handoff${flags ? ` (S with ${args.nodeFlags.join(' ')})` : ''}`;
+    writeSection(RESULTS, name, section.replace('## Memory per handoff', title));
     out(`\nwritten to ${path.relative(process.cwd(), RESULTS)}`);
   }
   if (ok) fs.rmSync(layout.tempDir, { recursive: true, force: true });
