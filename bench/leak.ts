@@ -186,7 +186,7 @@ export async function leakMain(argv: string[]): Promise<number> {
   const last = after[after.length - 1];
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown cpu';
   const lines: string[] = [];
-  lines.push('## Memory per handoff (`npm run stress -- --aborts N`)');
+  lines.push(`## Memory per handoff (\`npm run stress -- ${args.fault === undefined ? '--commit' : '--aborts'} N\`)`);
   lines.push('');
   lines.push(`Machine: ${cpu}, ${os.cpus().length} logical CPUs; Node ${process.version}; ${new Date().toISOString().slice(0, 10)}.`);
   lines.push('');
