@@ -317,10 +317,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (!child.alive) return;
     if (err.kind === 'peer_closed') {
       // Usually the process is dying and its exit is on the way; if it is not, S cannot drive it.
-      const t = setTimeout(() => {
+      // On a loaded machine the exit can be reaped well after the socket closed: judge in S's
+      // running time, after pending I/O (the SIGCHLD), and give it up to a heartbeat timeout.
+      const t = this.clock.timer(Math.max(200, this.opts.heartbeatTimeoutMs), () => {
         if (child.alive) this.violation(child, new ProtocolError('peer_closed', 'the control channel closed while the process lives'));
-      }, 200);
-      void child.exited.then(() => clearTimeout(t));
+      });
+      void child.exited.then(() => t.cancel());
       return;
     }
     this.violation(child, err);
