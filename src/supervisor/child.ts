@@ -15,8 +15,8 @@ import { StderrTail } from './stderr-tail.js';
 
 export type ChildRole = 'cold-start' | 'successor';
 
-/** How long a reaped child's stderr may take to end before S goes on without the rest. */
-const STDERR_GRACE_MS = 200;
+/** How long a reaped child's control socket and stderr may take to end before S goes on without the rest. */
+const LAST_WORDS_MS = 200;
 
 export interface ChildExit {
   code: number | null;
@@ -115,18 +115,21 @@ export class ServiceChild {
         if (settled) return;
         settled = true;
         const info: ChildExit = spawnError === undefined ? { code, signal } : { code, signal, spawnError };
-        // Its last words may still be in the pipe: wait (briefly) for stderr to end, so that the
-        // failure report has them. A grandchild holding stderr open must not delay the reap long.
+        // Its last words may still be unread: the frames it sent before it died (a Ready that
+        // must count) and the end of its stderr (for the failure report). Its exit is told only
+        // once both are read to their end, or after a short bound: a grandchild holding either
+        // open must not delay the reap for long.
+        let ended = false;
         const finish = (): void => {
+          if (ended) return;
+          ended = true;
+          clearTimeout(bound);
           this.exitInfo = info;
           resolve(info);
         };
-        if (!stderr || stderr.readableEnded || stderr.destroyed) return finish();
-        const t = setTimeout(finish, STDERR_GRACE_MS);
-        stderr.once('close', () => {
-          clearTimeout(t);
-          finish();
-        });
+        const bound = setTimeout(finish, LAST_WORDS_MS);
+        const pending = [stderr && !stderr.readableEnded && !stderr.destroyed ? new Promise((r) => stderr.once('close', r)) : undefined, this.channel.closed ? undefined : new Promise((r) => this.channel.once('close', r))];
+        void Promise.all(pending).then(finish);
       };
       proc.once('exit', done);
       proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => done(code, signal));
