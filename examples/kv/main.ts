@@ -73,6 +73,9 @@ function breakpointAt(event: string): boolean {
   });
 }
 
+// The build before the arguments are parsed, so that a breakpoint at `start` can name it.
+const buildArg = process.argv.findIndex((a) => a === '--build-id' || a.startsWith('--build-id='));
+eventBuild = buildArg < 0 ? 'kv-dev' : (process.argv[buildArg]!.split('=')[1] ?? process.argv[buildArg + 1] ?? null);
 note('start', { argv: process.argv.slice(2) });
 process.on('exit', (code) => note('exit', { code }));
 
