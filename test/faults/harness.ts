@@ -709,26 +709,36 @@ export class Load {
   }
 }
 
-/** Reads back every acknowledged write; returns the keys missing or wrong. */
+/**
+ * Reads back every acknowledged write; returns the keys missing (404) or holding another value, as
+ * `key (why)`. A read that fails on the network is retried on a new connection (a reset during the
+ * check is not a lost write); one that fails three times is reported as unreadable.
+ */
 export async function verifyAcks(port: number, acks: Map<string, string>): Promise<string[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const bad: string[] = [];
   const keys = [...acks.keys()];
   let next = 0;
+  const get = (key: string, agent: http.Agent | false): Promise<{ status: number; body: string } | string> =>
+    new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: `/kv/${encodeURIComponent(key)}`, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', (err) => resolve(err.message));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      req.setTimeout(20_000, () => req.destroy(new Error('timeout')));
+    });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const worker = async (): Promise<void> => {
     while (next < keys.length) {
       const key = keys[next++]!;
-      const got = await new Promise<string | undefined>((resolve) => {
-        const req = http.get({ host: '127.0.0.1', port, path: `/kv/${encodeURIComponent(key)}`, agent }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (body += d));
-          res.on('end', () => resolve(res.statusCode === 200 ? body : undefined));
-        });
-        req.on('error', () => resolve(undefined));
-        req.setTimeout(20_000, () => req.destroy());
-      });
-      if (got !== acks.get(key)) bad.push(key);
+      let r = await get(key, agent);
+      for (let i = 0; i < 3 && typeof r === 'string'; i++) r = await get(key, false);
+      if (typeof r === 'string') bad.push(`${key} (unreadable: ${r})`);
+      else if (r.status !== 200) bad.push(`${key} (HTTP ${r.status})`);
+      else if (r.body !== acks.get(key)) bad.push(`${key} (another value)`);
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
@@ -895,13 +905,15 @@ export async function serveCheck(t: Test, c: Case, a: Actors, e: Expect, incumbe
   return who?.pid;
 }
 
-/** The next handoff commits, and leaves one process serving with the lock. */
+/** The next handoff commits cleanly (from the process that serves now), and leaves one process serving with the lock. */
 export async function nextHandoffCommits(t: Test, c: Case): Promise<void> {
+  const before = (await info(c.port))?.pid;
   const build = `next-${kvPids(c).length}`;
   const up = upgrade(c, build);
   const rec = await up.result(60_000);
   t.equal(rec?.outcome, 'committed', `the next handoff commits${rec ? '' : ` (no record: ${up.error ?? 'none'})`}${rec?.reason ? ` (${rec.reason})` : ''}`);
   if (rec?.outcome !== 'committed') return;
+  t.ok(rec.incumbent_pid === before && !rec.rolled_forward && rec.reason === undefined, `cleanly, from the process that served (incumbent ${rec.incumbent_pid}, serving before ${before ?? '-'}, rolled_forward ${rec.rolled_forward})`);
   const st = await settled(c);
   const who = await info(c.port);
   t.equal(who?.build_id, build, 'the new build serves');
@@ -1047,13 +1059,79 @@ export async function runKill(t: Test, fig: Figures, k: KillCase): Promise<void>
     a.record = await up?.result(60_000);
     t.ok(a.record, `the upgrade returned its record (${up?.error ?? 'ok'})`);
     if (k.freshIncumbent) {
-      const fresh = await waitKv(c, 'a fresh incumbent says hello', (e) => e.event === 'hello' && e.pid !== oPid && e.pid !== held.nPid && BigInt(e.t_ns) > killedAt, 30_000).catch(() => undefined);
+      const fresh = await waitKv(c, 'a fresh incumbent says hello', (e) => e.event === 'hello' && e.pid !== oPid && e.pid !== held.nPid && BigInt(e.t_ns) > killedAt, 8_000).catch(() => undefined);
       const gapMs = fresh ? Number((BigInt(fresh.t_ns) - killedAt) / 1_000_000n) : Infinity;
       t.ok(gapMs < 6_000, `a fresh incumbent serves at once: ${gapMs} ms after the successor died (the exit timeout is 10 s)`);
       const st = await status(c).catch(() => undefined);
       t.ok((st?.incumbent_restarts ?? 0) >= 1, `status counts the restart (${st?.incumbent_restarts ?? '?'})`);
     }
     await checkInvariants(t, c, load, a, k.expect, fig);
+  }
+  tally(t, fig, name);
+}
+
+// --- the hang matrix ----------------------------------------------------------------------------------
+
+export interface HangCase {
+  victim: Party;
+  /** A point of the handoff, or `at rest`. */
+  at: string;
+  expect: Expect;
+  /** The hung process was (or became) the incumbent between handoffs: S must report `incumbent_hung`. */
+  hungIncumbent?: boolean;
+}
+
+/** S says why it replaced a hung incumbent, wherever an operator looks: status, metrics, history. */
+export async function checkHungReported(t: Test, c: Case): Promise<void> {
+  const seen = await eventually('status names incumbent_hung', 15_000, async () => JSON.stringify(await status(c).catch(() => ({}))).includes('incumbent_hung'), 50);
+  t.ok(seen, 'status records the reason: incumbent_hung');
+  t.match(await metrics(c).catch(() => ''), /incumbent_hung/, 'metrics record it');
+  t.match(JSON.stringify(await history(c).catch(() => [])), /incumbent_hung/, 'history records it');
+}
+
+/**
+ * SIGSTOP of one party (at rest, or held at a point of a handoff) for longer than the heartbeat
+ * timeout, then SIGCONT. A hung child must be noticed and killed by S; a hung S must kill nobody.
+ */
+export async function runHang(t: Test, fig: Figures, h: HangCase): Promise<void> {
+  const name = `SIGSTOP ${h.victim} ${h.at}`;
+  const p = h.at === 'at rest' ? undefined : point(h.at);
+  const hbTimeoutMs = flagMs(HANG_FLAGS, '--heartbeat-timeout');
+  const { c, load, oPid } = await setup(t, name, HANG_FLAGS, { kvExtra: p?.oArgs ?? [] });
+  let up: Upgrade | undefined;
+  let held: Held = { stopped: new Set(), nPid: undefined, at: monoNs() };
+  if (p) {
+    ({ up, held } = await reach(c, p, oPid));
+    await until('the handoff id from the event stream', 10_000, () => up!.id);
+  }
+  const victim = h.victim === 'O' ? oPid : h.victim === 'N' ? held.nPid : c.s.pid;
+  if (!t.ok(victim, `${h.victim}'s pid is known`)) return;
+  if (!stopped(victim!)) {
+    signal(victim, 'SIGSTOP');
+    await until(`${h.victim} stopped`, 10_000, () => (stopped(victim!) ? true : undefined));
+  }
+  release(held, [victim!]);
+  if (h.victim === 'S') {
+    // The length of the pause is the fault itself: twice the heartbeat timeout.
+    await hangFor(2 * hbTimeoutMs);
+    signal(victim, 'SIGCONT');
+  } else {
+    const killed = await eventually(`S kills the hung ${h.victim}`, 2 * hbTimeoutMs + 15_000, () => !running(victim!), 25);
+    t.ok(killed, `S notices that ${h.victim} hangs and kills it`);
+    // When S did not, the hang ends here.
+    signal(victim, 'SIGCONT');
+  }
+  const a: Actors = { oPid, nPid: held.nPid, handoffId: up?.id, record: undefined };
+  if (up) {
+    a.record = await up.result(60_000);
+    t.ok(a.record, `the upgrade returned its record (${up.error ?? 'ok'})`);
+  }
+  if (h.hungIncumbent) await checkHungReported(t, c);
+  const before = (await status(c).catch(() => undefined))?.incumbent_restarts;
+  await checkInvariants(t, c, load, a, h.expect, fig);
+  if (h.victim === 'S') {
+    t.same(killedBySignal(c), [], 'no kv process was killed: S’s own pause is nobody’s silence');
+    if (!p) t.equal(before, 0, 'no incumbent restart');
   }
   tally(t, fig, name);
 }
