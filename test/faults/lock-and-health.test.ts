@@ -65,8 +65,8 @@ function holderKeepsLock(t: Test, c: Case, holder: number): void {
 /** S gave up on a first cold start that never served: exit 1, one line naming lock_held and the holder. */
 async function givesUpOnLock(t: Test, c: Case, holder: number): Promise<void> {
   const s = c.s;
-  const ex = await s.exit(30_000);
-  t.equal(ex?.code, 1, `S exits 1: its first cold start never served (${JSON.stringify(ex ?? 'still running after 30 s')})`);
+  const ex = await s.exit(20_000);
+  t.equal(ex?.code, 1, `S exits 1: its first cold start never served (${JSON.stringify(ex ?? 'still running after 20 s')})`);
   if (!ex) {
     s.proc.kill('SIGTERM');
     await s.exit(20_000);
