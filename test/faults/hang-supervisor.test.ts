@@ -6,11 +6,12 @@
  * buffered while it was stopped before it judges anyone, so no healthy process is killed. At rest
  * the incumbent keeps serving without disruption (not one failed request). Mid-handoff the handoff
  * commits, or aborts only for a real reason (never `heartbeat_timeout`, never a deadline S slept
- * through), and a Ready that arrived while S was stopped is committed, never reverted.
+ * through: the drain grace runs out while S is stopped, with Drained waiting in its socket), and a
+ * Ready that arrived while S was stopped is committed, never reverted.
  */
 
 import t from 'tap';
-import { Figures, runHang, type HangCase } from './harness.js';
+import { Figures, S_HANG_FLAGS, runHang, type HangCase } from './harness.js';
 
 const fig = new Figures();
 const realReason = /^(?!heartbeat_timeout$|deadline_exceeded$)/;
@@ -27,5 +28,5 @@ const CASES: HangCase[] = [
   { victim: 'S', at: 'after Ready', expect: { outcome: 'committed', serves: 'N', load: 'no-failures' } },
 ];
 
-for (const h of CASES) await t.test(`SIGSTOP S ${h.at}`, (t) => runHang(t, fig, h));
+for (const h of CASES) await t.test(`SIGSTOP S ${h.at}`, (t) => runHang(t, fig, { ...h, flags: S_HANG_FLAGS }));
 fig.comment(t, 'SIGSTOP of the supervisor');

@@ -39,7 +39,14 @@ export const KILL_FLAGS = ['--heartbeat', '250ms', '--heartbeat-timeout', '3s', 
  * For hangs: a heartbeat timeout short enough that a hang longer than it stays quick, and long
  * enough for a successor's start on a busy machine (S judges a successor's silence from its spawn).
  */
-export const HANG_FLAGS = ['--heartbeat', '200ms', '--heartbeat-timeout', '3s', '--drain-grace', '2s', '--hello-timeout', '10s', '--deadline', '20s', '--exit-timeout', '3s', '--kill-after', '1s', '--restart-initial', '50ms', '--restart-max', '1s'];
+export const HANG_FLAGS = ['--heartbeat', '200ms', '--heartbeat-timeout', '3s', '--drain-grace', '10s', '--hello-timeout', '10s', '--deadline', '20s', '--exit-timeout', '3s', '--kill-after', '1s', '--restart-initial', '50ms', '--restart-max', '1s'];
+/**
+ * For hangs of S: the drain grace (2 s + 1 s) and the heartbeat timeout both run out while S is
+ * stopped (6 s), so that S must read what was buffered before it judges by its own timers. (For the
+ * children's hangs the grace is longer than the heartbeat timeout: silence, not a slow drain, is what
+ * S must notice.)
+ */
+export const S_HANG_FLAGS = HANG_FLAGS.map((f, i, a) => (a[i - 1] === '--drain-grace' ? '2s' : f));
 
 export function flagMs(flags: readonly string[], name: string): number {
   const v = flags[flags.indexOf(name) + 1] ?? '';
@@ -1083,6 +1090,7 @@ export interface HangCase {
   expect: Expect;
   /** The hung process was (or became) the incumbent between handoffs: S must report `incumbent_hung`. */
   hungIncumbent?: boolean;
+  flags?: string[];
 }
 
 /** S says why it replaced a hung incumbent, wherever an operator looks: status, metrics, history. */
@@ -1100,8 +1108,9 @@ export async function checkHungReported(t: Test, c: Case, killed: boolean): Prom
 export async function runHang(t: Test, fig: Figures, h: HangCase): Promise<void> {
   const name = `SIGSTOP ${h.victim} ${h.at}`;
   const p = h.at === 'at rest' ? undefined : point(h.at);
-  const hbTimeoutMs = flagMs(HANG_FLAGS, '--heartbeat-timeout');
-  const { c, load, oPid } = await setup(t, name, HANG_FLAGS, { kvExtra: p?.oArgs ?? [] });
+  const flags = h.flags ?? HANG_FLAGS;
+  const hbTimeoutMs = flagMs(flags, '--heartbeat-timeout');
+  const { c, load, oPid } = await setup(t, name, flags, { kvExtra: p?.oArgs ?? [] });
   let up: Upgrade | undefined;
   let held: Held = { stopped: new Set(), nPid: undefined, at: monoNs() };
   if (p) {
