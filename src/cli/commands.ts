@@ -1,7 +1,7 @@
 /** The client commands: each talks to a running supervisor through the admin API only. */
 
 import path from 'node:path';
-import type { HandoffEvent, HandoffRecord, SupervisorStatus } from '../supervisor/types.js';
+import type { HandoffEvent, HandoffRecord, HistoryEntry, SupervisorStatus } from '../supervisor/types.js';
 import { AdminClient, AdminError } from './client.js';
 import { DurationError, parseDuration } from './duration.js';
 import { CliError, EXIT, usageError } from './errors.js';
@@ -157,9 +157,9 @@ export function parseCount(v: string | undefined, fallback: number): number {
 
 export async function historyCommand(flags: ClientFlags & { n?: string; json?: boolean }, io: Io): Promise<number> {
   const limit = parseCount(flags.n, 10);
-  let records: HandoffRecord[];
+  let records: HistoryEntry[];
   try {
-    records = await client(flags, io).request<HandoffRecord[]>('GET', `/v1/handoffs?limit=${limit}`);
+    records = await client(flags, io).request<HistoryEntry[]>('GET', `/v1/handoffs?limit=${limit}`);
   } catch (err) {
     return adminFailure(err);
   }

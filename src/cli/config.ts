@@ -18,7 +18,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 type DurationKey = 'helloTimeoutMs' | 'drainGraceMs' | 'deadlineMs' | 'exitTimeoutMs' | 'killAfterMs' | 'heartbeatMs' | 'heartbeatTimeoutMs' | 'restartInitialMs' | 'restartMaxMs';
 
 /** The supervisor's own options (the durations come from there), plus what only `run` has. */
-export interface RunSettings extends Pick<SupervisorOptions, 'command' | 'args' | 'listen' | 'stateDir' | 'allowExec' | DurationKey> {
+export interface RunSettings extends Pick<SupervisorOptions, 'command' | 'args' | 'listen' | 'stateDir' | 'allowExec' | 'startLimit' | DurationKey> {
   lockPath: string | undefined;
   adminSocket: string;
   adminGroup: string | undefined;
@@ -28,7 +28,7 @@ export interface RunSettings extends Pick<SupervisorOptions, 'command' | 'args' 
   sources: Record<string, 'flag' | 'env' | 'config' | 'default'>;
 }
 
-type Kind = 'list' | 'string' | 'duration' | 'level' | 'bool';
+type Kind = 'list' | 'string' | 'duration' | 'level' | 'bool' | 'count';
 
 export interface RunOptionSpec {
   /** The long flag without dashes; also the config file key. */
@@ -62,6 +62,7 @@ export const RUN_OPTIONS: readonly RunOptionSpec[] = [
   { name: 'heartbeat-timeout', kind: 'duration', arg: 'duration', durationKey: 'heartbeatTimeoutMs', help: 'silence after which a process in a handoff is killed', defaultText: d(DEFAULT_OPTIONS.heartbeatTimeoutMs) },
   { name: 'restart-initial', kind: 'duration', arg: 'duration', durationKey: 'restartInitialMs', help: 'first delay before restarting a dead incumbent (doubles each time)', defaultText: d(DEFAULT_OPTIONS.restartInitialMs) },
   { name: 'restart-max', kind: 'duration', arg: 'duration', durationKey: 'restartMaxMs', help: 'longest delay between restarts', defaultText: d(DEFAULT_OPTIONS.restartMaxMs) },
+  { name: 'start-limit', kind: 'count', arg: 'n', help: 'cold starts that may fail in a row before anything served; then handoff run exits 1 with the last reason (systemd: StartLimitBurst)', defaultText: String(DEFAULT_OPTIONS.startLimit) },
   { name: 'log-level', kind: 'level', arg: 'level', help: `log level: ${LOG_LEVELS.join(', ')}`, defaultText: 'info (debug with --verbose)' },
   { name: 'verbose', kind: 'bool', help: 'debug logs, and stack traces with errors', defaultText: 'off' },
 ];
@@ -130,6 +131,9 @@ function fromConfig(spec: RunOptionSpec, v: unknown, file: string): Raw {
     case 'bool':
       if (typeof v === 'boolean') return v;
       throw usageError(`${where} must be true or false`);
+    case 'count':
+      if (typeof v === 'number' || typeof v === 'string') return String(v);
+      throw usageError(`${where} must be a whole number`);
     default:
       if (typeof v === 'string') return v;
       throw usageError(`${where} must be a string`);
@@ -199,6 +203,14 @@ export function resolveRunSettings(flags: RunFlags, positional: readonly string[
     throw usageError(`--restart-max (${durations.restartMaxMs} ms) must not be shorter than --restart-initial (${durations.restartInitialMs} ms)`);
   }
 
+  let startLimit: number = DEFAULT_OPTIONS.startLimit;
+  const limitRaw = values.get('start-limit');
+  if (limitRaw !== undefined) {
+    const text = String(limitRaw).trim();
+    startLimit = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(startLimit) || startLimit < 1) throw usageError(`--start-limit: expected a whole number of at least 1, got '${String(limitRaw)}'`);
+  }
+
   const verboseRaw = values.get('verbose');
   const verbose = verboseRaw === true;
   const levelRaw = str('log-level');
@@ -249,6 +261,7 @@ export function resolveRunSettings(flags: RunFlags, positional: readonly string[
     adminSocket: str('admin-socket') ?? defaultAdminSocket(env),
     adminGroup: adminGroup === '' ? undefined : adminGroup,
     allowExec: list('allow-exec').map((p) => path.resolve(cwd, p)),
+    startLimit,
     ...durations,
     logLevel,
     verbose,

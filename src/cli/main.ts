@@ -109,7 +109,7 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
     const settings = resolveRunSettings(cmd.opts() as RunFlags, command, io.env, io.cwd);
     // Loaded on demand: the client commands do not need the supervisor's code.
     const { runSupervisor } = await import('./run.js');
-    setCode(await runSupervisor(settings, io.stderr));
+    setCode(await runSupervisor(settings, io.stderr, () => resolveRunSettings(cmd.opts() as RunFlags, command, io.env, io.cwd)));
   });
 
   // --- upgrade ---

@@ -1,6 +1,6 @@
 /** What the client commands print: status, history, and the live progress of a handoff. */
 
-import type { HandoffEvent, HandoffPhase, HandoffRecord, SupervisorStatus } from '../supervisor/types.js';
+import { isRestartRecord, type HandoffEvent, type HandoffPhase, type HandoffRecord, type HistoryEntry, type SupervisorStatus } from '../supervisor/types.js';
 import { formatDuration } from './duration.js';
 
 export interface Out {
@@ -23,7 +23,8 @@ function ago(iso: string, now: number): string {
 /** One line for a finished handoff: `committed in 1.52 s (hello 120 ms, …)` or `aborted after …: reason`. */
 export function outcomeLine(r: HandoffRecord): string {
   const phases = r.phases.length > 0 ? ` (${phasesLine(r.phases)})` : '';
-  if (r.outcome === 'committed') return `committed in ${formatDuration(r.total_ms)}${phases}${r.rolled_forward ? ' [rolled forward: the incumbent died mid-handoff]' : ''}`;
+  const build = r.build_id !== undefined && r.build_id !== '' ? `, build ${r.build_id} serves` : '';
+  if (r.outcome === 'committed') return `committed in ${formatDuration(r.total_ms)}${phases}${build}${r.rolled_forward ? ' [rolled forward: the incumbent died mid-handoff]' : ''}${r.reason ? ` (${r.reason})` : ''}`;
   return `${r.outcome} after ${formatDuration(r.total_ms)}: ${r.reason ?? 'no reason recorded'}${phases}`;
 }
 
@@ -32,28 +33,42 @@ export function renderStatus(s: SupervisorStatus, now = Date.now()): string {
   rows.push(['supervisor', `pid ${s.pid}, ${s.state}`]);
   const inc = s.incumbent;
   rows.push(['incumbent', inc ? `pid ${inc.pid}, build ${inc.build_id === '' ? '(none)' : inc.build_id}, up ${formatDuration(inc.uptime_ms)}` : 'none serving']);
+  if (inc) rows.push(['command', inc.command.join(' ')]);
   if (s.listeners.length === 0) rows.push(['listeners', 'none']);
   s.listeners.forEach((l, i) => rows.push([i === 0 ? 'listeners' : '', `${l.name}  ${l.address}`]));
   const f = s.inflight;
   rows.push(['handoff', f ? `${shortId(f.handoff_id)} in phase ${f.phase} for ${formatDuration(f.elapsed_ms)}${f.successor_pid !== null ? ` (successor pid ${f.successor_pid})` : ''}` : 'none in flight']);
   rows.push(['last', s.last ? `${shortId(s.last.handoff_id)} ${outcomeLine(s.last)}, ${ago(s.last.ended_at, now)}` : 'no handoff yet']);
   rows.push(['restarts', String(s.incumbent_restarts)]);
+  const lf = s.last_failure;
+  if (lf) {
+    rows.push(['last failure', `${lf.reason} (pid ${lf.pid} ${lf.exit}, ${ago(lf.at, now)}${lf.consecutive > 1 ? `, ${lf.consecutive} in a row` : ''})`]);
+    lf.stderr_tail.forEach((l, i) => rows.push([i === 0 ? 'its stderr' : '', l]));
+  }
   if (s.recovered) rows.push(['recovered', `${shortId(s.recovered.handoff_id)} ${s.recovered.outcome}: ${s.recovered.reason ?? ''}`]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
 }
 
-export function renderHistory(records: readonly HandoffRecord[]): string {
-  if (records.length === 0) return 'no handoffs yet\n';
-  const head = ['ENDED', 'ID', 'OUTCOME', 'TOTAL', 'PHASES', 'REASON'];
-  const rows = records.map((r) => [
-    r.ended_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-    shortId(r.handoff_id),
-    r.outcome + (r.rolled_forward ? '*' : ''),
-    formatDuration(r.total_ms),
-    r.phases.map((p) => `${p.phase}=${formatDuration(p.ms).replace(' ', '')}`).join(' ') || '-',
-    r.reason ?? '',
-  ]);
+/** Handoffs and incumbent restarts, oldest first; BUILD is the build that served afterwards. */
+export function renderHistory(entries: readonly HistoryEntry[]): string {
+  if (entries.length === 0) return 'no handoffs yet\n';
+  const head = ['ENDED', 'ID', 'OUTCOME', 'TOTAL', 'PHASES', 'BUILD', 'REASON'];
+  const when = (iso: string): string => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  const rows = entries.map((r) =>
+    isRestartRecord(r)
+      ? [when(r.at), '-', 'restart', formatDuration(r.delay_ms), `pid ${r.pid} ${r.exit}`, '-', r.reason]
+      : [
+          when(r.ended_at),
+          shortId(r.handoff_id),
+          r.outcome + (r.rolled_forward ? '*' : ''),
+          formatDuration(r.total_ms),
+          r.phases.map((p) => `${p.phase}=${formatDuration(p.ms).replace(' ', '')}`).join(' ') || '-',
+          r.outcome === 'committed' && r.build_id ? r.build_id : '-',
+          r.reason ?? '',
+        ],
+  );
+  const records = entries.filter((r): r is HandoffRecord => !isRestartRecord(r));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells

@@ -13,8 +13,8 @@ import { AdminStartError, startAdminServer, type AdminServer } from '../supervis
 import { ListenerError } from '../supervisor/listeners.js';
 import { attachNotifier, createNotifier } from '../supervisor/notify.js';
 import { StateDirBusyError } from '../supervisor/state-dir.js';
-import { Supervisor } from '../supervisor/supervisor.js';
-import type { SupervisorOptions } from '../supervisor/types.js';
+import { StartLimitError, Supervisor } from '../supervisor/supervisor.js';
+import { ConfigReloadError, type ReloadableOptions, type SupervisorOptions } from '../supervisor/types.js';
 import { childEnvironment, type RunSettings } from './config.js';
 import { CliError, EXIT } from './errors.js';
 
@@ -23,8 +23,12 @@ export function createLogger(level: string): Logger {
   return pino({ level, base: { name: 'handoff' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
 }
 
-/** Runs the supervisor until a signal stops it; resolves with the process exit code. */
-export async function runSupervisor(s: RunSettings, stderr: { write(s: string): unknown }): Promise<number> {
+/**
+ * Runs the supervisor until a signal stops it; resolves with the process exit code. `reread`
+ * resolves the settings again from the same sources (SIGHUP, or a handoff request naming no
+ * command, picks up an edited --config file); it throws a one-line error when they are invalid.
+ */
+export async function runSupervisor(s: RunSettings, stderr: { write(s: string): unknown }, reread?: () => RunSettings): Promise<number> {
   const log = createLogger(s.logLevel);
   // sd_notify first: it takes NOTIFY_SOCKET out of the environment children inherit.
   const notifier = createNotifier(process.env, { logger: log.child({ component: 'notify' }) });
@@ -44,7 +48,9 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
     heartbeatTimeoutMs: s.heartbeatTimeoutMs,
     restartInitialMs: s.restartInitialMs,
     restartMaxMs: s.restartMaxMs,
+    startLimit: s.startLimit,
     allowExec: s.allowExec,
+    ...(reread ? { reload: () => reloadable(s, reread, log) } : {}),
   };
   log.info(
     {
@@ -125,7 +131,7 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
     };
     const onHup = (): void => {
       if (stopping) return;
-      log.info({ signal: 'SIGHUP' }, 'SIGHUP: handoff to the configured command');
+      log.info({ signal: 'SIGHUP' }, 'SIGHUP: re-reading the configuration, then a handoff to the serving (or newly configured) command');
       sup.upgrade({}).then(
         (r) => {
           const fields = { handoff_id: r.handoff_id, outcome: r.outcome, reason: r.reason, total_ms: r.total_ms };
@@ -165,16 +171,32 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
       (err: unknown) => {
         if (stopping || finished) return;
         const msg =
-          err instanceof StateDirBusyError || err instanceof ListenerError || err instanceof CliError
+          err instanceof StateDirBusyError || err instanceof ListenerError || err instanceof CliError || err instanceof StartLimitError
             ? err.message
             : err instanceof Error
               ? `cannot start: ${err.message.split('\n')[0] ?? ''}`
               : 'cannot start';
         fail(msg);
-        if (err instanceof Error && !(err instanceof StateDirBusyError) && !(err instanceof ListenerError)) log.debug({ err }, 'start failed');
+        if (err instanceof Error && !(err instanceof StateDirBusyError) && !(err instanceof ListenerError) && !(err instanceof StartLimitError)) log.debug({ err }, 'start failed');
         sup.kill();
         void finish(EXIT.failed);
       },
     );
   });
+}
+
+/** What a reload may change: the command and the allowlist. Anything else that changed is logged as needing a restart. */
+function reloadable(first: RunSettings, reread: () => RunSettings, log: Logger): ReloadableOptions {
+  let next: RunSettings;
+  try {
+    next = reread();
+  } catch (err) {
+    const msg = `configuration not reloaded: ${err instanceof Error ? (err.message.split('\n')[0] ?? '') : 'invalid'}`;
+    log.error(msg);
+    throw new ConfigReloadError(msg);
+  }
+  const fixed = ['listen', 'lockPath', 'stateDir', 'adminSocket'] as const;
+  const changed = fixed.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(first[k]));
+  if (changed.length > 0) log.warn({ settings: changed }, 'these settings changed but take effect only when the supervisor restarts');
+  return { command: next.command, args: next.args, allowExec: next.allowExec };
 }

@@ -20,6 +20,7 @@ export const ERROR_KINDS = [
   'lock_held',
   'operator_abort',
   'incumbent_failed',
+  'incumbent_hung',
   'supervisor_stopping',
 ] as const;
 

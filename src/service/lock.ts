@@ -11,6 +11,7 @@
  */
 
 import fs from 'node:fs';
+import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DEFAULT_HEARTBEAT_TIMEOUT_MS } from './contract.js';
 
@@ -45,11 +46,53 @@ export function traceLockEvent(event: LockTraceEventName, holder?: number, env: 
 
 export class LockHeldError extends Error {
   readonly code = 'ELOCKED';
-  constructor(readonly lockPath: string) {
-    super(`the data-dir lock ${lockPath} is held by another process`);
+  constructor(
+    readonly lockPath: string,
+    /** The holder's pid from the owner record, when it had written one. */
+    readonly holderPid?: number,
+  ) {
+    super(`the data-dir lock ${lockPath} is held by ${holderPid !== undefined ? `pid ${holderPid}` : 'another process'}`);
     this.name = 'LockHeldError';
   }
 }
+
+/**
+ * Who holds the lock: proper-lockfile records nobody, so each holder writes `owner` inside the lock
+ * directory right after taking it. The supervisor removes a lock only when this names a child it
+ * has reaped; any other holder (a copy started by hand, an orphan of another supervisor) is left
+ * alone. A holder killed between the mkdir and this write leaves no owner: its lock is then not
+ * provably dead's, and waits for proper-lockfile's stale rule.
+ */
+export interface LockOwner {
+  pid: number;
+}
+
+const OWNER_FILE = 'owner';
+
+function ownerPath(lockPath: string): string {
+  return path.join(lockPath, OWNER_FILE);
+}
+
+/** The owner record of the lock at `lockPath`; undefined when there is no lock or no record. */
+export function lockOwner(lockPath: string): LockOwner | undefined {
+  try {
+    const v = JSON.parse(fs.readFileSync(ownerPath(lockPath), 'utf8')) as Partial<LockOwner>;
+    return typeof v.pid === 'number' && Number.isInteger(v.pid) && v.pid > 0 ? { pid: v.pid } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * proper-lockfile removes its lock directory with rmdir, which an owner record would make fail
+ * (ENOTEMPTY): on release, at exit, and when taking over a stale lock. Its `fs` option lets the
+ * removal take the record along.
+ */
+const lockFs = {
+  ...fs,
+  rmdir: (p: fs.PathLike, cb: (err: NodeJS.ErrnoException | null) => void): void => fs.rm(p, { recursive: true }, cb),
+  rmdirSync: (p: fs.PathLike): void => fs.rmSync(p, { recursive: true }),
+};
 
 export interface DataDirLockOptions {
   /** Stale threshold in ms (default: defaultStaleMs(heartbeatTimeoutMs)). */
@@ -115,12 +158,18 @@ export class DataDirLock {
         stale: this.staleMs,
         update: this.updateMs,
         retries: 0,
+        fs: lockFs,
         onCompromised: (err: Error) => this.compromised(err),
       });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockHeldError(this.lockPath);
+      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') throw new LockHeldError(this.lockPath, lockOwner(this.lockPath)?.pid);
       throw err;
     }
+    // Before anything else: until the record exists, nobody can prove this lock is ours. Writing
+    // it changes the directory's mtime, which proper-lockfile would take for a takeover: put it back.
+    const before = fs.statSync(this.lockPath);
+    fs.writeFileSync(ownerPath(this.lockPath), JSON.stringify({ pid: process.pid } satisfies LockOwner));
+    fs.utimesSync(this.lockPath, before.atime, before.mtime);
     this.releaseFn = release;
     installExitHook();
     heldLocks.add(this);
@@ -172,15 +221,23 @@ export class DataDirLock {
   }
 }
 
+/** What clearLock found: it removed the reaped holder's lock, there was none, or someone else holds it. */
+export type ClearResult = { cleared: true } | { cleared: false; why: 'free' } | { cleared: false; why: 'not-owner'; holderPid: number | undefined };
+
 /**
  * For S, after it has reaped a dead holder: removes the lock directory so that the next process
- * can take it at once instead of waiting for it to go stale. Records a `clear` naming the holder
- * (before removing, so the dead holder's interval ends no later than the lock became free) in the
- * trace named by `env` (pass the children's environment when only they carry HANDOFF_LOCK_TRACE).
+ * can take it at once instead of waiting for it to go stale, but only when the owner record names
+ * that holder. Records a `clear` naming the holder (before removing, so the dead holder's interval
+ * ends no later than the lock became free) in the trace named by `env` (pass the children's
+ * environment when only they carry HANDOFF_LOCK_TRACE).
  */
-export function clearLock(lockPath: string, holderPid: number, env: NodeJS.ProcessEnv = process.env): void {
+export function clearLock(lockPath: string, holderPid: number, env: NodeJS.ProcessEnv = process.env): ClearResult {
+  if (!isLockHeld(lockPath)) return { cleared: false, why: 'free' };
+  const owner = lockOwner(lockPath);
+  if (owner?.pid !== holderPid) return { cleared: false, why: 'not-owner', holderPid: owner?.pid };
   traceLockEvent('clear', holderPid, env);
   fs.rmSync(lockPath, { recursive: true, force: true });
+  return { cleared: true };
 }
 
 /** True when the lock directory exists (held, or left behind by a dead holder). */

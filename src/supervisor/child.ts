@@ -1,14 +1,22 @@
 /**
  * One service process spawned by S: its listeners at fds 3..3+n-1, the control channel (a Unix
  * socketpair end) at fd 3+n, the contract environment, and a promise of its reaped exit.
+ *
+ * The OS process comes from a `Launcher`: `spawnLauncher` (the real one) by default; in-process
+ * tests pass their own to drive S's real channel and router over real sockets without a process.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import type { EventEmitter } from 'node:events';
+import type { Duplex, Readable } from 'node:stream';
 import { Channel } from '../protocol/channel.js';
 import type { Hello } from '../protocol/messages.js';
+import { StderrTail } from './stderr-tail.js';
 
 export type ChildRole = 'cold-start' | 'successor';
+
+/** How long a reaped child's stderr may take to end before S goes on without the rest. */
+const STDERR_GRACE_MS = 200;
 
 export interface ChildExit {
   code: number | null;
@@ -32,6 +40,22 @@ export interface SpawnSpec {
   drainGraceMs: number;
 }
 
+/** What S needs of an OS process: a pid, signals, and the events of a ChildProcess. */
+export interface ProcessHandle extends Pick<EventEmitter, 'once'> {
+  readonly pid?: number | undefined;
+  kill(signal: NodeJS.Signals): boolean;
+}
+
+export interface Launched {
+  proc: ProcessHandle;
+  /** S's end of the control socketpair. */
+  control: Duplex;
+  /** The child's stderr, when S captures it (forwarded to S's own stderr, its tail kept). */
+  stderr?: Readable | null;
+}
+
+export type Launcher = (spec: SpawnSpec) => Launched;
+
 /** Variables S owns; a stale copy from S's own environment must not reach a child. */
 const CONTRACT_VARS = ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'HANDOFF_SOCK_FD', 'HANDOFF_ROLE', 'HANDOFF_LOCK_PATH', 'HANDOFF_HEARTBEAT_MS', 'HANDOFF_HEARTBEAT_TIMEOUT_MS', 'HANDOFF_DRAIN_GRACE_MS'];
 
@@ -50,38 +74,62 @@ export function childEnv(spec: SpawnSpec): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The real launcher: a process with the listeners, the socketpair, and stderr piped through S. */
+export const spawnLauncher: Launcher = (spec) => {
+  const stdio: Array<'ignore' | 'inherit' | 'pipe' | number> = ['ignore', 'inherit', 'pipe', ...spec.listeners.map((l) => l.fd), 'pipe'];
+  const proc = spawn(spec.command, spec.args, { stdio, env: childEnv(spec), cwd: spec.cwd });
+  return { proc, control: proc.stdio[3 + spec.listeners.length] as Duplex, stderr: proc.stderr };
+};
+
 export class ServiceChild {
-  readonly proc: ChildProcess;
+  readonly proc: ProcessHandle;
   readonly channel: Channel;
   readonly role: ChildRole;
+  readonly command: string[];
   readonly startedAt = new Date();
   /** The pid, or 0 when spawning failed. */
   readonly pid: number;
+  /** The last lines the process wrote to stderr (stack frames left out). */
+  readonly stderrTail = new StderrTail();
   hello: Hello | undefined;
   exitInfo: ChildExit | undefined;
   /** Resolves once the process has been reaped (or never started). */
   readonly exited: Promise<ChildExit>;
 
-  constructor(spec: SpawnSpec) {
+  constructor(spec: SpawnSpec, launch: Launcher = spawnLauncher) {
     this.role = spec.role;
-    const stdio: Array<'ignore' | 'inherit' | 'pipe' | number> = ['ignore', 'inherit', 'inherit', ...spec.listeners.map((l) => l.fd), 'pipe'];
-    this.proc = spawn(spec.command, spec.args, { stdio, env: childEnv(spec), cwd: spec.cwd });
-    this.pid = this.proc.pid ?? 0;
-    const sock = this.proc.stdio[3 + spec.listeners.length] as Socket;
-    this.channel = new Channel(sock);
+    this.command = [spec.command, ...spec.args];
+    const { proc, control, stderr } = launch(spec);
+    this.proc = proc;
+    this.pid = proc.pid ?? 0;
+    this.channel = new Channel(control);
+    if (stderr) this.stderrTail.follow(stderr, process.stderr);
     this.exited = new Promise((resolve) => {
       let spawnError: string | undefined;
-      this.proc.once('error', (err: NodeJS.ErrnoException) => {
+      proc.once('error', (err: NodeJS.ErrnoException) => {
         // 'error' without a pid: the process never existed, and no 'exit' will follow.
-        if (this.proc.pid === undefined) spawnError = err.code ?? err.message;
+        if (proc.pid === undefined) spawnError = err.code ?? err.message;
       });
+      let settled = false;
       const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        if (this.exitInfo) return;
-        this.exitInfo = spawnError === undefined ? { code, signal } : { code, signal, spawnError };
-        resolve(this.exitInfo);
+        if (settled) return;
+        settled = true;
+        const info: ChildExit = spawnError === undefined ? { code, signal } : { code, signal, spawnError };
+        // Its last words may still be in the pipe: wait (briefly) for stderr to end, so that the
+        // failure report has them. A grandchild holding stderr open must not delay the reap long.
+        const finish = (): void => {
+          this.exitInfo = info;
+          resolve(info);
+        };
+        if (!stderr || stderr.readableEnded || stderr.destroyed) return finish();
+        const t = setTimeout(finish, STDERR_GRACE_MS);
+        stderr.once('close', () => {
+          clearTimeout(t);
+          finish();
+        });
       };
-      this.proc.once('exit', done);
-      this.proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => done(code, signal));
+      proc.once('exit', done);
+      proc.once('close', (code: number | null, signal: NodeJS.Signals | null) => done(code, signal));
     });
     // The channel of a dead process cannot say anything more.
     void this.exited.then(() => this.channel.close());
@@ -91,10 +139,15 @@ export class ServiceChild {
     return this.exitInfo === undefined;
   }
 
+  /** True once the child said Hello and S answered: only then may S send it anything else. */
+  get acked(): boolean {
+    return this.hello !== undefined;
+  }
+
   kill(signal: NodeJS.Signals): void {
     if (this.alive && this.pid > 0) {
       try {
-        process.kill(this.pid, signal);
+        this.proc.kill(signal);
       } catch {
         // Already gone: the exit event is on its way.
       }

@@ -10,6 +10,7 @@
 import { ProtocolError, parseReason, type ErrorKind } from '../protocol/errors.js';
 import { idToString, type Message, type Abort, type Drained, type HandoffId, type Hello, type Ready, type SealComplete, type SealFailed, type SealProgress } from '../protocol/messages.js';
 import type { ServiceChild } from './child.js';
+import type { Timer } from './clock.js';
 import type { HandoffEvent, HandoffPhase, HandoffRecord } from './types.js';
 
 export type HandoffEv =
@@ -49,7 +50,7 @@ export const TABLE: Readonly<Record<ActivePhase, Partial<Record<HandoffEv['kind'
   drain: { ...BEFORE_COMMIT, o_drained: (h) => h.requestSeal() },
   seal: { ...BEFORE_COMMIT, o_seal_progress: (h, e) => h.relayProgress(e), o_sealed: (h, e) => h.beginSuccessor(e), o_seal_failed: (h, e) => h.abort(sealFailure(e)) },
   begin: { ...BEFORE_COMMIT, o_exit: (h) => h.noteIncumbentGone(), o_violation: (h) => h.noteIncumbentGone(), n_ready: (h, e) => h.checkReady(e) },
-  commit: { o_exit: (h) => h.finish('committed'), n_exit: (h) => h.noteSuccessorGone() },
+  commit: { o_exit: (h) => h.finish('committed'), n_exit: (h) => h.successorLostAfterCommit() },
   rollback: { o_exit: (h) => h.noteIncumbentGone() },
 };
 
@@ -82,6 +83,8 @@ export interface HandoffContext {
   /** Wraps `pid`s check, role check and version negotiation; throws a ProtocolError to refuse. */
   ackSuccessor(n: ServiceChild, hello: Hello, id: HandoffId): void;
   lockHeld(): boolean;
+  /** A timer that counts only time S ran and fires after pending I/O (clock.ts). */
+  timer(ms: number, fn: () => void): Timer;
   clearLock(holderPid: number): void;
   emit(e: HandoffEvent): void;
   journal(phase: HandoffPhase): void;
@@ -96,8 +99,8 @@ export class Handoff {
   private readonly t0 = performance.now();
   private phaseT0 = this.t0;
   private readonly phases: Array<{ phase: HandoffPhase; ms: number }> = [];
-  private phaseTimer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private phaseTimer: Timer | undefined;
+  private deadlineTimer: Timer | undefined;
   /** What O sealed; undefined until SealComplete. */
   sealed: SealComplete | undefined;
   /** Which process holds the data-dir lock, as far as S knows. */
@@ -109,6 +112,8 @@ export class Handoff {
   /** Set when S killed a peer for silence, so that its exit is reported as such. */
   killedForSilence: 'O' | 'N' | undefined;
   private outcomeReason: ProtocolError | undefined;
+  /** N died of its own accord (not killed by S's rollback): its exit and stderr go in the record. */
+  private successorDied = false;
 
   constructor(
     readonly id: HandoffId,
@@ -118,7 +123,7 @@ export class Handoff {
     private readonly ctx: HandoffContext,
   ) {
     this.idStr = idToString(id);
-    this.phaseTimer = setTimeout(() => this.dispatch({ kind: 'timeout', err: new ProtocolError('deadline_exceeded', `no Hello from the successor within ${ctx.helloTimeoutMs} ms`) }), ctx.helloTimeoutMs);
+    this.phaseTimer = ctx.timer(ctx.helloTimeoutMs, () => this.dispatch({ kind: 'timeout', err: new ProtocolError('deadline_exceeded', `no Hello from the successor within ${ctx.helloTimeoutMs} ms`) }));
     if (o === null) this.lockHolder = 'none';
   }
 
@@ -162,13 +167,13 @@ export class Handoff {
   }
 
   private setPhaseTimer(ms: number, err: ProtocolError): void {
-    clearTimeout(this.phaseTimer);
-    this.phaseTimer = setTimeout(() => this.dispatch({ kind: 'timeout', err }), ms);
+    this.phaseTimer?.cancel();
+    this.phaseTimer = this.ctx.timer(ms, () => this.dispatch({ kind: 'timeout', err }));
   }
 
   private clearTimers(): void {
-    clearTimeout(this.phaseTimer);
-    clearTimeout(this.deadlineTimer);
+    this.phaseTimer?.cancel();
+    this.deadlineTimer?.cancel();
   }
 
   // --- handlers -------------------------------------------------------------------------------
@@ -181,7 +186,7 @@ export class Handoff {
       this.abort(err instanceof ProtocolError ? err : new ProtocolError('successor_failed', 'bad Hello'));
       return;
     }
-    this.deadlineTimer = setTimeout(() => this.dispatch({ kind: 'timeout', err: new ProtocolError('deadline_exceeded', `handoff not ready within ${this.ctx.deadlineMs} ms`) }), this.ctx.deadlineMs);
+    this.deadlineTimer = this.ctx.timer(this.ctx.deadlineMs, () => this.dispatch({ kind: 'timeout', err: new ProtocolError('deadline_exceeded', `handoff not ready within ${this.ctx.deadlineMs} ms`) }));
     if (!this.oAlive) {
       // O died while N was starting: nothing to drain or seal.
       this.sendBegin();
@@ -195,7 +200,7 @@ export class Handoff {
   }
 
   requestSeal(): void {
-    clearTimeout(this.phaseTimer);
+    this.phaseTimer?.cancel();
     this.o!.channel.send({ type: 'SealRequest', handoff_id: this.id });
     this.enter('seal');
   }
@@ -258,7 +263,7 @@ export class Handoff {
     this.rolledForward = true;
     this.outcomeReason ??= reason;
     this.ctx.log('warn', 'incumbent lost before Begin: rolling forward', { reason: reason.toReason() });
-    clearTimeout(this.phaseTimer);
+    this.phaseTimer?.cancel();
     const o = this.o!;
     void o.killAndReap().then(() => {
       if (this.phase === 'done') return;
@@ -271,13 +276,21 @@ export class Handoff {
     });
   }
 
+  /** O is gone after Begin (N already has everything it needs): recorded, the handoff goes on. */
   noteIncumbentGone(): void {
-    this.ctx.log('warn', 'incumbent gone during the handoff', { pid: this.o?.pid, exit: this.o?.describeExit() });
+    this.ctx.log('warn', 'incumbent gone during the handoff', { child_pid: this.o?.pid, exit: this.o?.describeExit() });
+    this.outcomeReason ??= this.incumbentFailure();
     if (this.o?.alive) void this.o.killAndReap();
   }
 
-  noteSuccessorGone(): void {
-    this.ctx.log('error', 'successor died while the incumbent was retiring', { pid: this.n.pid, exit: this.n.describeExit() });
+  /**
+   * N died after Commit: the handoff did commit (O is retiring and will not serve again), so it
+   * ends now, and the supervisor starts a fresh incumbent at once instead of after O's exit.
+   */
+  successorLostAfterCommit(): void {
+    this.ctx.log('error', 'successor died after Commit', { child_pid: this.n.pid, exit: this.n.describeExit() });
+    this.outcomeReason ??= this.successorFailure();
+    this.finish('committed');
   }
 
   successorFailure(): ProtocolError {
@@ -294,6 +307,7 @@ export class Handoff {
   abort(reason: ProtocolError): void {
     if (this.phase === 'rollback' || this.phase === 'commit' || this.phase === 'done') return;
     this.outcomeReason = reason;
+    this.successorDied = !this.n.alive;
     this.clearTimers();
     this.ctx.log('warn', 'aborting handoff', { reason: reason.toReason() });
     const afterBegin = this.beginSent;
@@ -302,7 +316,9 @@ export class Handoff {
     this.n.channel.send({ type: 'Abort', handoff_id: this.id, reason: reason.toReason() });
     void (async () => {
       // N gets a moment to leave on its own, then is killed; either way it is reaped before O resumes.
-      await this.n.retire(Math.min(1000, this.ctx.exitTimeoutMs), this.ctx.killAfterMs);
+      // After Begin it may have accepted: it drains like an incumbent, so it gets the drain grace.
+      const graceMs = afterBegin ? this.ctx.drainGraceMs + 1000 : Math.min(1000, this.ctx.exitTimeoutMs);
+      await this.n.retire(graceMs, this.ctx.killAfterMs);
       if (this.lockHolder === 'N') {
         this.ctx.clearLock(this.n.pid);
         this.lockHolder = 'none';
@@ -321,6 +337,8 @@ export class Handoff {
 
   finish(outcome: 'committed' | 'aborted'): void {
     if (this.phase === 'done') return;
+    // Dead before S told it to go (an Abort or a kill of S's own comes after rollback began).
+    this.successorDied ||= !this.n.alive && this.phase !== 'rollback';
     this.clearTimers();
     this.enter('done');
     const total = Math.round(performance.now() - this.t0);
@@ -338,6 +356,9 @@ export class Handoff {
       rolled_forward: this.rolledForward,
       revisions_checked: this.revisionsChecked,
       ...(r ? { reason: r.toReason(), reason_kind: r.kind } : {}),
+      ...(this.n.hello ? { build_id: Buffer.from(this.n.hello.build_id).toString('utf8') } : {}),
+      // A successor that died on the way: how, and what it said last (why it could not start).
+      ...(this.successorDied ? { successor_exit: this.n.describeExit(), successor_stderr: this.n.stderrTail.get() } : {}),
     };
     this.ctx.emit(this.event('done', { outcome, ...(r ? { reason: r.toReason() } : {}) }));
     this.ctx.done(this, record);

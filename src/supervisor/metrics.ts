@@ -58,6 +58,9 @@ export function renderMetrics(m: SupervisorMetrics, status?: Pick<SupervisorStat
   family('handoff_incumbent_restarts_total', 'counter', 'Cold starts after the incumbent died between handoffs.');
   out.push(`handoff_incumbent_restarts_total ${num(m.incumbentRestarts)}`);
 
+  family('handoff_incumbent_failures_total', 'counter', 'Incumbents that could not start, died or hung, by reason kind.');
+  for (const [kind, n] of Object.entries(m.incumbentFailures ?? {})) out.push(`handoff_incumbent_failures_total{reason_kind="${kind}"} ${num(n ?? 0)}`);
+
   family('handoff_current_phase', 'gauge', 'The phase of the in-flight handoff: 1 for the current phase, 0 for the others.');
   for (const p of HANDOFF_PHASES) out.push(`handoff_current_phase{phase="${p}"} ${m.phase === p ? 1 : 0}`);
 

@@ -1,13 +1,14 @@
 /**
- * S's state directory: an append-only history (`history.jsonl`, one record a line, fsynced), the
- * journal of the in-flight handoff (`inflight.json`, replaced by write-temp, fsync, rename), and a
- * pid file that keeps a second supervisor out.
+ * S's state directory: an append-only history (`history.jsonl`, one record a line, fsynced: handoffs
+ * and incumbent restarts), the journal of the in-flight handoff (`inflight.json`), the command that
+ * serves (`serving.json`, so that a committed upgrade survives S's restarts), both replaced by
+ * write-temp, fsync, rename, and a pid file that keeps a second supervisor out.
  */
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { ProtocolError } from '../protocol/errors.js';
-import type { HandoffPhase, HandoffRecord } from './types.js';
+import type { HandoffPhase, HandoffRecord, HistoryEntry, ServingCommand } from './types.js';
 
 export interface Journal {
   handoff_id: string;
@@ -32,6 +33,14 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
@@ -45,12 +54,14 @@ export class StateDir {
   readonly historyPath: string;
   readonly journalPath: string;
   readonly pidPath: string;
+  readonly servingPath: string;
   private claimed = false;
 
   constructor(readonly dir: string) {
     this.historyPath = path.join(dir, 'history.jsonl');
     this.journalPath = path.join(dir, 'inflight.json');
     this.pidPath = path.join(dir, 'supervisor.pid');
+    this.servingPath = path.join(dir, 'serving.json');
   }
 
   /** Takes the directory for this process; refuses while another live supervisor holds it. */
@@ -88,7 +99,7 @@ export class StateDir {
     }
   }
 
-  append(record: HandoffRecord): void {
+  append(record: HistoryEntry): void {
     const fd = fs.openSync(this.historyPath, 'a', 0o600);
     try {
       fs.writeSync(fd, `${JSON.stringify(record)}\n`);
@@ -99,18 +110,18 @@ export class StateDir {
   }
 
   /** The newest `limit` records, oldest first; a torn last line (crash mid-append) is skipped. */
-  history(limit = Infinity): HandoffRecord[] {
+  history(limit = Infinity): HistoryEntry[] {
     let text: string;
     try {
       text = fs.readFileSync(this.historyPath, 'utf8');
     } catch {
       return [];
     }
-    const out: HandoffRecord[] = [];
+    const out: HistoryEntry[] = [];
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        out.push(JSON.parse(line) as HandoffRecord);
+        out.push(JSON.parse(line) as HistoryEntry);
       } catch {
         // A torn line from a crash mid-append; the rest of the history stands.
       }
@@ -119,24 +130,37 @@ export class StateDir {
   }
 
   writeJournal(j: Journal): void {
-    const tmp = `${this.journalPath}.tmp`;
+    this.replace(this.journalPath, j);
+  }
+
+  readJournal(): Journal | undefined {
+    return readJson<Journal>(this.journalPath);
+  }
+
+  writeServing(c: ServingCommand): void {
+    this.replace(this.servingPath, c);
+  }
+
+  /** The recorded serving command; undefined when there is none or it is unreadable. */
+  readServing(): ServingCommand | undefined {
+    const v = readJson<Partial<ServingCommand>>(this.servingPath);
+    const isCommand = (x: unknown): x is string[] => Array.isArray(x) && x.length > 0 && x.every((a) => typeof a === 'string');
+    if (!v || !isCommand(v.command) || !isCommand(v.configured)) return undefined;
+    return { command: v.command, configured: v.configured, build_id: typeof v.build_id === 'string' ? v.build_id : '', at: typeof v.at === 'string' ? v.at : '' };
+  }
+
+  /** Write-temp, fsync, rename, fsync the directory: a reader sees the old file or the new one. */
+  private replace(file: string, value: unknown): void {
+    const tmp = `${file}.tmp`;
     const fd = fs.openSync(tmp, 'w', 0o600);
     try {
-      fs.writeSync(fd, JSON.stringify(j));
+      fs.writeSync(fd, JSON.stringify(value));
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, this.journalPath);
+    fs.renameSync(tmp, file);
     fsyncDir(this.dir);
-  }
-
-  readJournal(): Journal | undefined {
-    try {
-      return JSON.parse(fs.readFileSync(this.journalPath, 'utf8')) as Journal;
-    } catch {
-      return undefined;
-    }
   }
 
   clearJournal(): void {

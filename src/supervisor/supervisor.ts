@@ -6,20 +6,25 @@
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { ProtocolError } from '../protocol/errors.js';
+import { ProtocolError, type ErrorKind } from '../protocol/errors.js';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
-import { clearLock, isLockHeld } from '../service/lock.js';
-import { ServiceChild, type ChildRole } from './child.js';
+import { clearLock, isLockHeld, lockOwner } from '../service/lock.js';
+import { ServiceChild, spawnLauncher, type ChildRole, type Launcher } from './child.js';
+import { Clock } from './clock.js';
 import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';
 import { Handoff, LATE_TYPES, incumbentEvent, successorEvent, type HandoffContext } from './handoff.js';
 import { bindListeners, inheritedListeners, parseListen, type HeldListener } from './listeners.js';
 import { PhaseHistograms } from './metrics.js';
 import { StateDir } from './state-dir.js';
 import type {
+  FailureInfo,
   HandoffEvent,
   HandoffRecord,
+  HistoryEntry,
   IncumbentInfo,
+  ReloadableOptions,
+  ServingCommand,
   SupervisorApi,
   SupervisorEvents,
   SupervisorMetrics,
@@ -32,6 +37,21 @@ import type {
 /** An incumbent must stay up this long before its restart backoff resets. */
 const STABLE_MS = 30_000;
 
+/** The first cold starts failed `startLimit` times in a row: S gives up instead of looping. */
+export class StartLimitError extends Error {
+  override name = 'StartLimitError';
+  constructor(
+    message: string,
+    readonly last: FailureInfo,
+  ) {
+    super(message);
+  }
+}
+
+function sameCommand(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 export class Supervisor extends EventEmitter<SupervisorEvents> implements SupervisorApi {
   state: SupervisorState = 'starting';
   private held: HeldListener[] = [];
@@ -43,6 +63,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   private restartTimer: NodeJS.Timeout | undefined;
   private restartAttempt = 0;
   private restarts = 0;
+  /** Incumbent failures in a row with nothing serving in between, and the last one. */
+  private consecutiveFailures = 0;
+  private lastFailure: FailureInfo | null = null;
+  private readonly failureCounts: Partial<Record<ErrorKind, number>> = {};
+  /** Why S itself took an incumbent down (hung, unreachable, no Hello), for its failure record. */
+  private readonly takedowns = new WeakMap<ServiceChild, ProtocolError>();
+  /** What serves, as recorded in the state directory. */
+  private serving: ServingCommand | undefined;
+  private readonly clock: Clock;
   private last: HandoffRecord | null = null;
   private recovered: HandoffRecord | null = null;
   private readonly counts = { committed: 0, aborted: 0, interrupted: 0 };
@@ -53,11 +82,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
   constructor(
-    readonly opts: SupervisorOptions,
+    public opts: SupervisorOptions,
     private readonly log: Logger,
+    /** How children are started: real processes, unless an in-process test drives S over sockets. */
+    private readonly launch: Launcher = spawnLauncher,
   ) {
     super();
     this.stateDir = new StateDir(opts.stateDir);
+    this.clock = new Clock((ms) => this.log.warn({ stalled_ms: ms }, 'the supervisor did not run for a while (stopped or starved); no peer is blamed for that time'));
   }
 
   // --- lifecycle ------------------------------------------------------------------------------
@@ -65,7 +97,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   /** Claims the state dir, takes the listeners, starts the first incumbent; resolves when it serves. */
   async start(): Promise<void> {
     this.stateDir.claim();
-    this.recoverJournal();
     const specs = this.opts.listen.map(parseListen);
     const inherited = inheritedListeners(process.env);
     if (inherited && specs.length > 0) {
@@ -74,6 +105,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     }
     this.held = inherited ?? (await bindListeners(specs));
     this.log.info({ listeners: this.held.map((l) => ({ name: l.name, address: l.address })) }, 'listeners held');
+    // Only now: a start that fails before this (an address in use) leaves the journal for the next.
+    this.recoverJournal();
+    this.serving = this.stateDir.readServing();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs);
     const ready = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
     this.coldStart();
@@ -113,6 +147,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   private shutdown(): void {
     clearInterval(this.heartbeatTimer);
+    this.clock.close();
     clearTimeout(this.restartTimer);
     for (const l of this.held) l.close();
     this.held = [];
@@ -143,7 +178,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       heartbeatMs: this.opts.heartbeatMs,
       heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs,
       drainGraceMs: this.opts.drainGraceMs,
-    });
+    }, this.launch);
     this.log.info({ pid: child.pid, role, command }, 'spawned');
     child.channel.on('message', (m) => this.route(child, m));
     child.channel.on('close', (err) => this.channelClosed(child, err));
@@ -151,33 +186,105 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     return child;
   }
 
+  /** The command a cold start or a plain upgrade runs: what last served, unless the configuration changed since. */
+  private target(): string[] {
+    const configured = [this.opts.command, ...this.opts.args];
+    const rec = this.serving;
+    if (!rec || !sameCommand(rec.configured, configured) || sameCommand(rec.command, configured)) return configured;
+    const program = rec.command[0] ?? '';
+    if (!isAllowedExec(program, this.opts.command, this.opts.allowExec)) {
+      this.log.warn({ serving: rec.command }, 'the recorded serving command is no longer allowed (--allow-exec): using the configured one');
+      return configured;
+    }
+    return rec.command;
+  }
+
+  private recordServing(child: ServiceChild): void {
+    const rec: ServingCommand = { command: child.command, configured: [this.opts.command, ...this.opts.args], build_id: buildIdOf(child), at: new Date().toISOString() };
+    const prev = this.serving;
+    this.serving = rec;
+    if (prev && sameCommand(prev.command, rec.command) && sameCommand(prev.configured, rec.configured) && prev.build_id === rec.build_id) return;
+    try {
+      this.stateDir.writeServing(rec);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot record the serving command in the state directory');
+    }
+  }
+
   private coldStart(): void {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = this.firstReady ? 'restarting' : 'starting';
-    const child = this.spawn('cold-start', this.opts.command, this.opts.args);
+    const [command, ...args] = this.target();
+    const child = this.spawn('cold-start', command ?? this.opts.command, args);
     this.incumbent = child;
-    const timer = setTimeout(() => {
-      if (child.hello === undefined && child.alive) {
-        this.log.error({ pid: child.pid }, `no Hello within ${this.opts.helloTimeoutMs} ms: killing the cold start`);
-        child.kill('SIGKILL');
-      }
-    }, this.opts.helloTimeoutMs);
-    void child.exited.then(() => clearTimeout(timer));
+    const timer = this.clock.timer(this.opts.helloTimeoutMs, () => {
+      if (child.acked || !child.alive) return;
+      this.log.error({ pid: child.pid }, `no Hello within ${this.opts.helloTimeoutMs} ms: killing the cold start`);
+      this.takedowns.set(child, new ProtocolError('deadline_exceeded', `the cold start said no Hello within ${this.opts.helloTimeoutMs} ms`));
+      child.kill('SIGKILL');
+    });
+    void child.exited.then(() => timer.cancel());
   }
 
-  private scheduleRestart(reason: string): void {
+  /** Why an incumbent (or a cold start) is gone, from what S did to it, the lock, and its exit. */
+  private failureOf(child: ServiceChild): ProtocolError {
+    const taken = this.takedowns.get(child);
+    if (taken) return taken;
+    const spawnError = child.exitInfo?.spawnError;
+    if (spawnError) return new ProtocolError('incumbent_failed', `${child.command[0] ?? ''} could not start (${spawnError})`);
+    const lockPath = this.opts.lockPath;
+    if (!child.acked && lockPath !== undefined && isLockHeld(lockPath)) {
+      const owner = lockOwner(lockPath);
+      if (owner?.pid !== child.pid) {
+        const who = owner ? `pid ${owner.pid}` : 'a process that left no owner record';
+        return new ProtocolError('lock_held', `the data-dir lock ${lockPath} is held by ${who}, not by a process of this supervisor`);
+      }
+    }
+    return new ProtocolError('incumbent_failed', child.acked ? `incumbent ${child.describeExit()}` : `cold start ${child.describeExit()} before Hello`);
+  }
+
+  private noteFailure(child: ServiceChild, reason: ProtocolError): FailureInfo {
+    this.consecutiveFailures++;
+    this.failureCounts[reason.kind] = (this.failureCounts[reason.kind] ?? 0) + 1;
+    const f: FailureInfo = {
+      at: new Date().toISOString(),
+      reason: reason.toReason(),
+      reason_kind: reason.kind,
+      pid: child.pid,
+      exit: child.describeExit(),
+      stderr_tail: child.stderrTail.get(),
+      consecutive: this.consecutiveFailures,
+    };
+    this.lastFailure = f;
+    this.log.error({ child_pid: f.pid, reason: f.reason, exit: f.exit, stderr_tail: f.stderr_tail, consecutive: f.consecutive }, 'incumbent failed');
+    return f;
+  }
+
+  private scheduleRestart(reason: ProtocolError, failed: FailureInfo | null, child: ServiceChild | null, immediate = false): void {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'restarting';
     this.restartAttempt++;
-    const delayMs = Math.min(this.opts.restartInitialMs * 2 ** (this.restartAttempt - 1), this.opts.restartMaxMs);
+    const delayMs = immediate ? 0 : Math.min(this.opts.restartInitialMs * 2 ** (this.restartAttempt - 1), this.opts.restartMaxMs);
     this.restarts++;
-    this.log.warn({ attempt: this.restartAttempt, delay_ms: delayMs, reason }, 'incumbent down: restarting');
-    this.emit('restart', { attempt: this.restartAttempt, delayMs, reason });
+    this.log.warn({ attempt: this.restartAttempt, delay_ms: delayMs, reason: reason.toReason() }, 'incumbent down: restarting');
+    this.stateDir.append({
+      kind: 'restart',
+      at: new Date().toISOString(),
+      reason: reason.toReason(),
+      reason_kind: reason.kind,
+      pid: child?.pid ?? 0,
+      exit: child?.describeExit() ?? 'none',
+      command: child?.command ?? this.target(),
+      stderr_tail: failed?.stderr_tail ?? [],
+      attempt: this.restartAttempt,
+      delay_ms: delayMs,
+    });
+    this.emit('restart', { attempt: this.restartAttempt, delayMs, reason: reason.toReason() });
     this.restartTimer = setTimeout(() => this.coldStart(), delayMs);
   }
 
   private childExited(child: ServiceChild): void {
-    this.log.info({ pid: child.pid, role: child.role, exit: child.describeExit() }, 'child reaped');
+    this.log.info({ child_pid: child.pid, role: child.role, exit: child.describeExit() }, 'child reaped');
     const h = this.handoff;
     if (h && (child === h.o || child === h.n)) {
       h.dispatch({ kind: child === h.n ? 'n_exit' : 'o_exit' });
@@ -186,9 +293,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (child !== this.incumbent) return;
     // The incumbent died between handoffs: S reaped it, so its lock can go, then a cold start.
     this.incumbent = null;
+    const reason = this.failureOf(child);
     this.clearLock(child.pid);
+    const failed = this.noteFailure(child, reason);
+    if (!this.firstReady && this.consecutiveFailures >= this.opts.startLimit) {
+      this.giveUp(failed);
+      return;
+    }
     if (Date.now() - child.startedAt.getTime() >= STABLE_MS) this.restartAttempt = 0;
-    this.scheduleRestart(`incumbent ${child.describeExit()}`);
+    this.scheduleRestart(reason, failed, child);
+  }
+
+  /** Nothing ever served and every cold start failed: a setup mistake, reported rather than retried forever. */
+  private giveUp(last: FailureInfo): void {
+    const msg = `the service failed ${last.consecutive} times in a row before it ever served (--start-limit ${this.opts.startLimit}); last: ${last.reason}`;
+    this.log.fatal({ reason: last.reason, exit: last.exit, stderr_tail: last.stderr_tail }, msg);
+    this.state = 'stopped';
+    const err = new StartLimitError(msg, last);
+    for (const w of this.readyWaiters.splice(0)) w.reject(err);
   }
 
   private channelClosed(child: ServiceChild, err: ProtocolError): void {
@@ -204,16 +326,31 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.violation(child, err);
   }
 
-  /** A child broke the protocol: a handoff party goes through the table; otherwise it is killed. */
+  /** A child broke the protocol: a handoff party goes through the table; an incumbent at rest is retired. */
   private violation(child: ServiceChild, err: ProtocolError): void {
-    this.log.warn({ pid: child.pid, kind: err.kind, detail: err.detail }, 'protocol violation');
+    this.log.warn({ child_pid: child.pid, kind: err.kind, detail: err.detail }, 'protocol violation');
     const h = this.handoff;
     if (h && (child === h.o || child === h.n)) {
       h.dispatch({ kind: child === h.n ? 'n_violation' : 'o_violation', err });
       return;
     }
-    // S can no longer talk to it; only after it is reaped may its lock be cleared and a new one start.
+    if (child === this.incumbent) {
+      this.retireUnreachable(child, err);
+      return;
+    }
     child.kill('SIGKILL');
+  }
+
+  /**
+   * An incumbent S can no longer talk to still serves: it is stopped gently (SIGTERM: the library
+   * drains, closes and lets the lock go) rather than killed, and a cold start follows its exit.
+   */
+  private retireUnreachable(child: ServiceChild, err: ProtocolError): void {
+    if (this.takedowns.has(child)) return;
+    this.takedowns.set(child, err);
+    this.log.error({ child_pid: child.pid, reason: err.toReason() }, 'S cannot drive the incumbent any more: stopping it gracefully, then a cold start');
+    child.kill('SIGTERM');
+    void child.retire(this.opts.drainGraceMs + 1000, this.opts.killAfterMs);
   }
 
   // --- messages -------------------------------------------------------------------------------
@@ -287,8 +424,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       return;
     }
     this.state = 'serving';
+    this.consecutiveFailures = 0;
+    this.recordServing(child);
     const info = this.incumbentInfo();
-    this.log.info({ pid: child.pid, build_id: info?.build_id }, 'incumbent serving');
+    this.log.info({ child_pid: child.pid, build_id: info?.build_id, command: child.command }, 'incumbent serving');
     if (!this.firstReady && info) {
       this.firstReady = true;
       for (const w of this.readyWaiters.splice(0)) w.resolve();
@@ -296,21 +435,38 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     }
   }
 
-  private heartbeat(): void {
-    const ts = BigInt(Date.now());
+  /** The live processes S has acknowledged: nothing but HelloAck may reach a peer before that. */
+  private peers(): ServiceChild[] {
     const h = this.handoff;
     const peers = new Set<ServiceChild>();
-    if (this.incumbent?.alive) peers.add(this.incumbent);
-    if (h?.o?.alive) peers.add(h.o);
-    if (h?.n.alive) peers.add(h.n);
-    const now = performance.now();
-    for (const p of peers) {
-      p.channel.send({ type: 'Heartbeat', ts_ms: ts });
-      const silentMs = now - p.channel.lastReceived;
-      if (h && h.phase !== 'done' && silentMs > this.opts.heartbeatTimeoutMs) {
+    if (this.incumbent) peers.add(this.incumbent);
+    if (h?.o) peers.add(h.o);
+    if (h) peers.add(h.n);
+    return [...peers].filter((p) => p.alive && p.acked);
+  }
+
+  private heartbeat(): void {
+    const ts = BigInt(Date.now());
+    for (const p of this.peers()) p.channel.send({ type: 'Heartbeat', ts_ms: ts });
+    // Judge silence after the poll phase has read what is waiting (S may just have been stopped).
+    setImmediate(() => this.judgeSilence());
+  }
+
+  /** A peer silent (in S's running time) past the timeout: killed, and the reason remembered. */
+  private judgeSilence(): void {
+    const h = this.handoff;
+    for (const p of this.peers()) {
+      const silentMs = this.clock.silentFor(p.channel.lastReceived);
+      if (silentMs <= this.opts.heartbeatTimeoutMs) continue;
+      if (h && h.phase !== 'done' && (p === h.n || p === h.o)) {
         const side = p === h.n ? 'N' : 'O';
-        this.log.error({ pid: p.pid, silent_ms: Math.round(silentMs), side }, 'peer silent: killing it');
+        this.log.error({ child_pid: p.pid, silent_ms: Math.round(silentMs), side }, 'peer silent: killing it');
         h.killedForSilence ??= side;
+        p.kill('SIGKILL');
+      } else if (p === this.incumbent && !this.takedowns.has(p)) {
+        // systemd's WatchdogSec, for the incumbent at rest: a hung process serves nobody.
+        this.log.error({ child_pid: p.pid, silent_ms: Math.round(silentMs) }, 'incumbent silent at rest: killing it and starting a fresh one');
+        this.takedowns.set(p, new ProtocolError('incumbent_hung', `no heartbeat from the incumbent for ${Math.round(silentMs)} ms`));
         p.kill('SIGKILL');
       }
     }
@@ -318,12 +474,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   // --- locks ----------------------------------------------------------------------------------
 
-  private clearLock(holderPid: number): void {
+  /** Removes the lock of a child S has reaped, and only if the lock's owner record names it. */
+  private clearLock(reapedPid: number): void {
     if (this.opts.lockPath === undefined) return;
-    if (isLockHeld(this.opts.lockPath)) {
-      this.log.warn({ holder: holderPid, lock: this.opts.lockPath }, 'clearing the lock of a reaped process');
-      clearLock(this.opts.lockPath, holderPid, this.opts.env ?? process.env);
-    }
+    const r = clearLock(this.opts.lockPath, reapedPid, this.opts.env ?? process.env);
+    if (r.cleared) this.log.warn({ holder: reapedPid, lock: this.opts.lockPath }, 'cleared the lock of a reaped process');
+    else if (r.why === 'not-owner') this.log.warn({ reaped: reapedPid, holder: r.holderPid ?? null, lock: this.opts.lockPath }, 'the lock is not the reaped process’s: left alone');
   }
 
   // --- the API --------------------------------------------------------------------------------
@@ -333,8 +489,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (this.state !== 'serving' || !this.incumbent?.alive || this.incumbent.hello === undefined) {
       return Promise.reject(new ProtocolError('incumbent_failed', `no incumbent is serving (supervisor is ${this.state})`));
     }
-    const command = req.command ?? this.opts.command;
-    const args = req.args ?? (req.command === undefined ? this.opts.args : []);
+    if (req.command === undefined) {
+      try {
+        this.reload();
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    const [planned, ...plannedArgs] = this.target();
+    const command = req.command ?? planned ?? this.opts.command;
+    const args = req.args ?? (req.command === undefined ? plannedArgs : []);
     if (req.command !== undefined && !isAllowedExec(req.command, this.opts.command, this.opts.allowExec)) {
       return Promise.reject(new ExecNotAllowedError(req.command));
     }
@@ -342,19 +506,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.lastEndedId = null;
     const o = this.incumbent;
     const n = this.spawn('successor', command, args);
+    // From its first byte N is part of this handoff: any violation of its gets an Abort naming it.
+    n.channel.handoffId = id;
     const ctx = this.handoffContext(req);
     const h = new Handoff(id, o, n, [command, ...args], ctx);
     this.handoff = h;
     this.state = 'handoff';
     const promise = new Promise<HandoffRecord>((resolve) => this.waiters.push({ resolve, onEvent }));
-    this.log.info({ handoff_id: h.idStr, phase: 'spawn', incumbent: o.pid, successor: n.pid }, 'handoff started');
-    ctx.journal('spawn');
+    this.log.info({ handoff_id: h.idStr, phase: 'spawn', incumbent: o.pid, successor: n.pid, command: [command, ...args] }, 'handoff started');
+    ctx.journal('hello');
     ctx.emit(h.event('spawn', { detail: `successor pid ${n.pid}` }));
     ctx.emit(h.event('hello'));
     return promise;
   }
 
 
+
+  /** Re-reads the configuration (when S was given a way to): a changed command is the next target. */
+  private reload(): void {
+    if (!this.opts.reload) return;
+    const next: ReloadableOptions = this.opts.reload();
+    const before = [this.opts.command, ...this.opts.args];
+    this.opts = { ...this.opts, command: next.command, args: next.args, allowExec: next.allowExec };
+    if (!sameCommand(before, [next.command, ...next.args])) this.log.info({ previous: before, configured: [next.command, ...next.args] }, 'configuration reloaded: the configured command changed');
+  }
 
   private handoffContext(req: UpgradeRequest): HandoffContext {
     const o = this.opts;
@@ -367,6 +542,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       killAfterMs: o.killAfterMs,
       ackSuccessor: (n, hello, id) => this.ack(n, hello, 'Successor', id),
       lockHeld: () => o.lockPath !== undefined && isLockHeld(o.lockPath),
+      timer: (ms, fn) => this.clock.timer(ms, fn),
       clearLock: (pid) => this.clearLock(pid),
       emit: (e) => {
         for (const w of this.waiters) w.onEvent?.(e);
@@ -406,15 +582,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (record.outcome === 'committed') {
       this.incumbent = h.n;
       this.restartAttempt = 0;
+      if (h.n.alive) this.recordServing(h.n);
     }
     const inc = this.incumbent;
     if (this.state !== 'stopping') {
       if (inc?.alive) this.state = 'serving';
       else {
-        // The serving process died during the handoff (or right after it): cold start.
+        // The serving process died during the handoff (or right after Commit): a cold start at
+        // once, while connections wait in the kernel's queue; no backoff for a first failure.
         this.incumbent = null;
+        const reason = inc ? this.failureOf(inc) : new ProtocolError('incumbent_failed', 'no incumbent after the handoff');
         if (inc) this.clearLock(inc.pid);
-        this.scheduleRestart('no live incumbent after the handoff');
+        const failed = inc ? this.noteFailure(inc, reason) : null;
+        this.scheduleRestart(reason, failed, inc, true);
       }
     }
     for (const w of this.waiters.splice(0)) w.resolve(record);
@@ -432,7 +612,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (!inc?.hello) return null;
     return {
       pid: inc.pid,
-      build_id: Buffer.from(inc.hello.build_id).toString('utf8'),
+      build_id: buildIdOf(inc),
+      command: inc.command,
       started_at: inc.startedAt.toISOString(),
       uptime_ms: Date.now() - inc.startedAt.getTime(),
     };
@@ -450,17 +631,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
         : null,
       last: this.last,
       incumbent_restarts: this.restarts,
+      last_failure: this.lastFailure,
       recovered: this.recovered,
     };
   }
 
-  history(limit?: number): HandoffRecord[] {
+  history(limit?: number): HistoryEntry[] {
     return this.stateDir.history(limit);
   }
 
   metrics(): SupervisorMetrics {
-    return { handoffs: { ...this.counts }, phaseHistograms: this.histograms.snapshot(), incumbentRestarts: this.restarts, phase: this.handoff && this.handoff.phase !== 'done' ? this.handoff.phase : null };
+    return { handoffs: { ...this.counts }, phaseHistograms: this.histograms.snapshot(), incumbentRestarts: this.restarts, incumbentFailures: { ...this.failureCounts }, phase: this.handoff && this.handoff.phase !== 'done' ? this.handoff.phase : null };
   }
 }
 
 export { ExecNotAllowedError };
+
+function buildIdOf(child: ServiceChild): string {
+  return child.hello ? Buffer.from(child.hello.build_id).toString('utf8') : '';
+}

@@ -59,11 +59,65 @@ export interface HandoffRecord {
   /** True when the incumbent died mid-handoff and S rolled forward (the revision check was skipped). */
   rolled_forward: boolean;
   revisions_checked: boolean;
+  /** The successor's build id, from its Hello (absent when it never said Hello). */
+  build_id?: string;
+  /** How the successor ended, when it died before the handoff did (e.g. `exited with code 2`). */
+  successor_exit?: string;
+  /** The last lines of that successor's stderr (stack frames left out). */
+  successor_stderr?: string[];
+  /** Something that went wrong on the way that did not change the outcome (e.g. the incumbent died during begin). */
+  note?: string;
+}
+
+/** A cold start of the incumbent after the serving one died, hung or could not start: in the history beside handoffs. */
+export interface RestartRecord {
+  kind: 'restart';
+  at: string;
+  /** `<kind>: <detail>` of why the previous incumbent is gone. */
+  reason: string;
+  reason_kind: ErrorKind;
+  /** The process that failed, and how it ended. */
+  pid: number;
+  exit: string;
+  command: string[];
+  stderr_tail: string[];
+  /** The consecutive failure this is, and the delay before the next cold start. */
+  attempt: number;
+  delay_ms: number;
+}
+
+/** The last time an incumbent failed (could not start, died, hung), for status. */
+export interface FailureInfo {
+  at: string;
+  reason: string;
+  reason_kind: ErrorKind;
+  pid: number;
+  exit: string;
+  stderr_tail: string[];
+  /** Failures in a row without an incumbent serving in between. */
+  consecutive: number;
+}
+
+/** What serves: the command that last committed (or cold-started), kept in the state directory. */
+export interface ServingCommand {
+  command: string[];
+  /** The configured command when this was recorded: a changed configuration takes over from it. */
+  configured: string[];
+  build_id: string;
+  at: string;
+}
+
+export type HistoryEntry = HandoffRecord | RestartRecord;
+
+export function isRestartRecord(e: HistoryEntry): e is RestartRecord {
+  return (e as RestartRecord).kind === 'restart';
 }
 
 export interface IncumbentInfo {
   pid: number;
   build_id: string;
+  /** The command line it runs (program and arguments). */
+  command: string[];
   started_at: string;
   uptime_ms: number;
 }
@@ -76,6 +130,8 @@ export interface SupervisorStatus {
   inflight: { handoff_id: string; phase: HandoffPhase; started_at: string; successor_pid: number | null; elapsed_ms: number } | null;
   last: HandoffRecord | null;
   incumbent_restarts: number;
+  /** The last incumbent failure (null until one happens); kept after a successful restart. */
+  last_failure: FailureInfo | null;
   /** Set when S started and found a journaled handoff that a previous S never finished. */
   recovered: HandoffRecord | null;
 }
@@ -96,13 +152,15 @@ export interface SupervisorMetrics {
   /** Cumulative histograms of phase durations since S started (bounds: PHASE_BUCKETS_S in metrics.ts). */
   phaseHistograms: Partial<Record<HandoffPhase, PhaseHistogram>>;
   incumbentRestarts: number;
+  /** Incumbent failures (could not start, died, hung) by reason kind. */
+  incumbentFailures: Partial<Record<ErrorKind, number>>;
   phase: HandoffPhase | null;
 }
 
 /** What the admin API and the CLI need from a running supervisor. */
 export interface SupervisorApi {
   status(): SupervisorStatus;
-  history(limit?: number): HandoffRecord[];
+  history(limit?: number): HistoryEntry[];
   metrics(): SupervisorMetrics;
   /**
    * Starts a handoff and resolves with its record when it ends (committed or aborted).
@@ -137,8 +195,23 @@ export interface SupervisorOptions {
   heartbeatTimeoutMs: number;
   restartInitialMs: number;
   restartMaxMs: number;
+  /** Cold starts that may fail in a row before anything served, before S gives up (systemd's StartLimitBurst). */
+  startLimit: number;
   /** Canonical paths a handoff request may name as another command. */
   allowExec: string[];
+  /**
+   * Re-reads the configuration (SIGHUP, or a handoff request that names no command). Throws a
+   * one-line error when the configuration is invalid; nothing changes then.
+   */
+  reload?: () => ReloadableOptions;
+}
+
+/** What a reload may change while S runs; listeners, the lock and the state directory need a restart. */
+export type ReloadableOptions = Pick<SupervisorOptions, 'command' | 'args' | 'allowExec'>;
+
+/** A reload found the configuration invalid: the handoff is refused, nothing changes. */
+export class ConfigReloadError extends Error {
+  override name = 'ConfigReloadError';
 }
 
 export const DEFAULT_OPTIONS = {
@@ -151,6 +224,7 @@ export const DEFAULT_OPTIONS = {
   heartbeatTimeoutMs: 5_000,
   restartInitialMs: 250,
   restartMaxMs: 30_000,
+  startLimit: 5,
 } as const satisfies Partial<SupervisorOptions>;
 
 /** Events a Supervisor emits, for the CLI glue (sd_notify, logs) and embedders. */

@@ -128,6 +128,7 @@ t.test('metrics are Prometheus text', async (t) => {
   t.match(b, /handoff_phase_duration_seconds_sum\{phase="drain"\} 0.703\n/);
   t.match(b, /handoff_phase_duration_seconds_count\{phase="seal"\} 1\n/);
   t.match(b, /handoff_incumbent_restarts_total 4\n/);
+  t.match(b, /handoff_incumbent_failures_total\{reason_kind="incumbent_hung"\} 1\n/);
   t.match(b, /handoff_current_phase\{phase="seal"\} 1\n/);
   t.match(b, /handoff_current_phase\{phase="drain"\} 0\n/);
   t.match(b, /handoff_in_progress 1\n/);

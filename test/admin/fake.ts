@@ -69,6 +69,7 @@ export class FakeSupervisor implements SupervisorApi {
     handoffs: { committed: 2, aborted: 1, interrupted: 0 },
     phaseHistograms: sampleHistograms(),
     incumbentRestarts: 4,
+    incumbentFailures: { incumbent_hung: 1 },
     phase: 'seal',
   };
 
@@ -77,11 +78,12 @@ export class FakeSupervisor implements SupervisorApi {
     return {
       pid: process.pid,
       state: 'serving',
-      incumbent: { pid: 100, build_id: 'v1', started_at: '2026-01-01T00:00:00.000Z', uptime_ms: 61_000 },
+      incumbent: { pid: 100, build_id: 'v1', command: ['/usr/bin/node', 'main.js'], started_at: '2026-01-01T00:00:00.000Z', uptime_ms: 61_000 },
       listeners: [{ name: 'http', address: 'tcp://127.0.0.1:8080' }],
       inflight: this.inflight,
       last: null,
       incumbent_restarts: 0,
+      last_failure: null,
       recovered: null,
     };
   }

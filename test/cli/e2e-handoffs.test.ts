@@ -147,7 +147,7 @@ t.test('handoff run + every client command', async (t) => {
     t.equal(two.code, 0);
     const rows = two.stdout.trim().split('\n');
     t.equal(rows.length, 3, 'header and two rows');
-    t.match(rows[0], /^ENDED +ID +OUTCOME +TOTAL +PHASES +REASON$/);
+    t.match(rows[0], /^ENDED +ID +OUTCOME +TOTAL +PHASES +BUILD +REASON$/);
     t.match(rows[2], /aborted .*operator_abort: testing the abort$/);
     const m = await admin(sock, 'GET', '/metrics');
     t.equal(m.status, 200);
@@ -157,7 +157,7 @@ t.test('handoff run + every client command', async (t) => {
     t.match(m.body, /^handoff_in_progress 0$/m);
   });
 
-  t.test('SIGHUP starts a handoff with the configured command', async (t) => {
+  t.test('SIGHUP starts a handoff with the serving command (an upgrade sticks)', async (t) => {
     const before = (await status(env)).incumbent?.pid;
     const from = run.p.logs().length;
     run.p.signal('SIGHUP');
@@ -165,7 +165,8 @@ t.test('handoff run + every client command', async (t) => {
     t.equal(line.msg, 'SIGHUP handoff committed');
     const s = await status(env);
     t.not(s.incumbent?.pid, before);
-    t.equal(s.incumbent?.build_id, s0.incumbent?.build_id, 'the configured command (no --build-id v2)');
+    t.equal(s.incumbent?.build_id, 'v2', 'the command that last committed (--build-id v2), not the configured one');
+
   });
 
   t.test('SIGTERM stops cleanly: exit 0, no child left, no socket left', async (t) => {

@@ -10,6 +10,7 @@ import {
   defaultStaleMs,
   isLockHeld,
   lockIntervals,
+  lockOwner,
   parseLockTrace,
   readLockTrace,
   traceLockEvent,
@@ -71,14 +72,61 @@ t.test('acquire, held elsewhere, release, and the trace', async (t) => {
 t.test('clearLock removes a dead holder’s lock and records whose it was', (t) => {
   const p = tmp(t);
   fs.mkdirSync(p.lockPath);
+  fs.writeFileSync(path.join(p.lockPath, 'owner'), JSON.stringify({ pid: 4242 }));
   traceLockEvent('acquire', undefined, { HANDOFF_LOCK_TRACE: p.trace });
-  clearLock(p.lockPath, 4242, { HANDOFF_LOCK_TRACE: p.trace });
+  t.same(clearLock(p.lockPath, 4242, { HANDOFF_LOCK_TRACE: p.trace }), { cleared: true });
   t.notOk(isLockHeld(p.lockPath));
   const events = readLockTrace(p.trace);
   t.same(events[1], { pid: process.pid, event: 'clear', holder: 4242, t_ns: events[1]!.t_ns });
-  clearLock(p.lockPath, 4242, {}); // already gone, and not traced: fine
+  t.same(clearLock(p.lockPath, 4242, {}), { cleared: false, why: 'free' }, 'already gone, and not traced: fine');
   t.equal(readLockTrace(p.trace).length, 2);
   t.end();
+});
+
+t.test('clearLock never removes a lock whose owner record names another process', async (t) => {
+  const p = tmp(t);
+  const l = new DataDirLock(p.lockPath);
+  await l.acquire();
+  t.same(lockOwner(p.lockPath), { pid: process.pid }, 'the holder recorded itself');
+  t.same(clearLock(p.lockPath, 4242, { HANDOFF_LOCK_TRACE: p.trace }), { cleared: false, why: 'not-owner', holderPid: process.pid });
+  t.ok(isLockHeld(p.lockPath), 'the live holder keeps its lock');
+  t.same(readLockTrace(p.trace), [], 'nothing was cleared');
+  const other = new DataDirLock(p.lockPath);
+  const err = await other.acquire().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof LockHeldError && err.holderPid === process.pid, 'a second taker is told who holds it');
+  fs.rmSync(path.join(p.lockPath, 'owner'));
+  t.same(clearLock(p.lockPath, 4242, {}), { cleared: false, why: 'not-owner', holderPid: undefined }, 'no record: not provably dead');
+  fs.writeFileSync(path.join(p.lockPath, 'owner'), JSON.stringify({ pid: process.pid }));
+  await l.release();
+  t.notOk(isLockHeld(p.lockPath), 'release removes the directory with its owner record');
+});
+
+t.test('the owner record does not make the holder look compromised when it refreshes', async (t) => {
+  const p = tmp(t);
+  let compromised: Error | undefined;
+  const l = new DataDirLock(p.lockPath, { staleMs: 2_000, updateMs: 1_000, onCompromised: (e) => (compromised = e) });
+  await l.acquire();
+  const mtime0 = fs.statSync(p.lockPath).mtimeMs;
+  // Wait (on the file itself, not a sleep) until proper-lockfile has refreshed the mtime twice.
+  let refreshes = 0;
+  let last = mtime0;
+  const until = Date.now() + 30_000;
+  while (refreshes < 2 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 100));
+    const m = fs.statSync(p.lockPath).mtimeMs;
+    if (m !== last) {
+      refreshes++;
+      last = m;
+    }
+    if (compromised) break;
+  }
+  t.equal(refreshes, 2, 'proper-lockfile refreshed the lock twice');
+  t.equal(compromised, undefined, 'still held after two refreshes');
+  t.ok(l.held);
+  await l.release();
 });
 
 t.test('a compromised lock calls onCompromised', async (t) => {

@@ -76,7 +76,7 @@ function ev(phase: HandoffEvent['phase'], extra: Partial<HandoffEvent> = {}): Ha
 async function driveLifecycle(t: TapTest, notifier: Notifier, next: (n: number) => Promise<string[]>): Promise<void> {
   const sup = new EventEmitter<SupervisorEvents>();
   const detach = attachNotifier(sup, notifier);
-  sup.emit('ready', { pid: 4242, build_id: 'b1', started_at: new Date().toISOString(), uptime_ms: 0 });
+  sup.emit('ready', { pid: 4242, build_id: 'b1', command: ['/bin/true'], started_at: new Date().toISOString(), uptime_ms: 0 });
   const before = monotonicUsec();
   sup.emit('handoff', ev('spawn'));
   const afterSpawn = monotonicUsec();
@@ -86,7 +86,7 @@ async function driveLifecycle(t: TapTest, notifier: Notifier, next: (n: number) 
   sup.emit('stopping');
   sup.emit('handoff', ev('done', { outcome: 'aborted', reason: 'supervisor_stopping: stop requested' }));
   detach();
-  sup.emit('ready', { pid: 1, build_id: '', started_at: '', uptime_ms: 0 }); // detached: not sent
+  sup.emit('ready', { pid: 1, build_id: '', command: [], started_at: '', uptime_ms: 0 }); // detached: not sent
   await notifier.close();
   notifier.ready('after close'); // dropped
 

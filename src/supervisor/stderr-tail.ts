@@ -1,0 +1,62 @@
+/**
+ * A child's stderr, passed through to S's own stderr whole lines at a time (so a child's stack
+ * trace is never spliced into the middle of one of S's log records), with its last lines kept for
+ * the failure report of a child that could not start or died.
+ *
+ * What is kept is bounded (lines and bytes), and stack frames (`    at …`) are left out: the tail
+ * reaches status and history, and those say why a process failed, not where in its code.
+ */
+
+import type { Readable } from 'node:stream';
+
+/** Lines kept, and the longest line kept (longer ones are cut). */
+export const STDERR_TAIL_LINES = 10;
+export const STDERR_TAIL_LINE_BYTES = 240;
+/** A line still unterminated after this many bytes is passed on as it is. */
+const MAX_PENDING = 64 * 1024;
+
+const STACK_FRAME = /^\s+at\s|^\s*\^+\s*$|node:internal\//;
+
+export class StderrTail {
+  private readonly lines: string[] = [];
+  private pending = '';
+
+  /** Follows `from` until it ends, writing each complete line to `to`. */
+  follow(from: Readable, to: { write(s: string): unknown }): void {
+    from.setEncoding('utf8');
+    from.on('data', (chunk: string) => {
+      const text = this.pending + chunk;
+      const cut = text.lastIndexOf('\n');
+      if (cut < 0 && text.length < MAX_PENDING) {
+        this.pending = text;
+        return;
+      }
+      const whole = cut < 0 ? text : text.slice(0, cut + 1);
+      this.pending = cut < 0 ? '' : text.slice(cut + 1);
+      to.write(cut < 0 ? `${whole}\n` : whole);
+      this.keep(whole);
+    });
+    from.on('end', () => {
+      if (this.pending === '') return;
+      to.write(`${this.pending}\n`);
+      this.keep(this.pending);
+      this.pending = '';
+    });
+    // A broken pipe from a dying child says nothing worth keeping.
+    from.on('error', () => undefined);
+  }
+
+  /** The last lines, oldest first. */
+  get(): string[] {
+    return [...this.lines];
+  }
+
+  private keep(text: string): void {
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trimEnd();
+      if (line === '' || STACK_FRAME.test(line)) continue;
+      this.lines.push(Buffer.byteLength(line) > STDERR_TAIL_LINE_BYTES ? `${Buffer.from(line).subarray(0, STDERR_TAIL_LINE_BYTES).toString('utf8').replace(/\uFFFD$/, '')}…` : line);
+      if (this.lines.length > STDERR_TAIL_LINES) this.lines.shift();
+    }
+  }
+}
