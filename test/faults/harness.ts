@@ -1142,6 +1142,9 @@ export async function runHang(t: Test, fig: Figures, h: HangCase): Promise<void>
   if (h.hungIncumbent) await checkHungReported(t, c, h.victim === 'S' || !running(victim!));
   await checkInvariants(t, c, load, a, h.expect, fig);
   if (h.victim === 'S') {
+    // What the children made of S's silence (a diagnostic for when an invariant fails).
+    const lost = kvEvents(c).filter((e) => e.event === 'supervisor-lost');
+    if (lost.length > 0) t.comment(`children that declared S lost: ${lost.map((e) => `${e.build}/${e.pid} in ${String(e['phase'])} (${String(e['reason'])})`).join('; ')}`);
     t.same(killedBySignal(c), [], 'no kv process was killed: S’s own pause is nobody’s silence');
     t.equal((await status(c).catch(() => undefined))?.incumbent_restarts, 0, 'no incumbent restart, then or since');
   }
