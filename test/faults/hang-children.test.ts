@@ -11,7 +11,7 @@
  */
 
 import t from 'tap';
-import { Figures, runHang, type HangCase } from './harness.js';
+import { Figures, runCase, runHang, type HangCase } from './harness.js';
 
 const fig = new Figures();
 const rolledForward = { outcome: 'committed', rolledForward: true, reasonKind: 'heartbeat_timeout', serves: 'N' } as const;
@@ -31,5 +31,5 @@ const CASES: HangCase[] = [
   { victim: 'N', at: 'after Ready', expect: { outcome: 'committed', serves: 'other', load: 'resets-only' }, hungIncumbent: true },
 ];
 
-for (const h of CASES) await t.test(`SIGSTOP ${h.victim} ${h.at}`, (t) => runHang(t, fig, h));
+for (const h of CASES) await runCase(t, fig, `SIGSTOP ${h.victim} ${h.at}`, (t) => runHang(t, fig, h));
 fig.comment(t, 'SIGSTOP of the incumbent and the successor');

@@ -11,7 +11,7 @@
  */
 
 import t from 'tap';
-import { Figures, S_HANG_FLAGS, runHang, type HangCase } from './harness.js';
+import { Figures, runCase, S_HANG_FLAGS, runHang, type HangCase } from './harness.js';
 
 const fig = new Figures();
 const realReason = /^(?!heartbeat_timeout$|deadline_exceeded$)/;
@@ -28,5 +28,5 @@ const CASES: HangCase[] = [
   { victim: 'S', at: 'after Ready', expect: { outcome: 'committed', serves: 'N', load: 'no-failures' } },
 ];
 
-for (const h of CASES) await t.test(`SIGSTOP S ${h.at}`, (t) => runHang(t, fig, { ...h, flags: S_HANG_FLAGS }));
+for (const h of CASES) await runCase(t, fig, `SIGSTOP S ${h.at}`, (t) => runHang(t, fig, { ...h, flags: S_HANG_FLAGS }));
 fig.comment(t, 'SIGSTOP of the supervisor');

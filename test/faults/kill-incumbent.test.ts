@@ -9,7 +9,7 @@
  */
 
 import t from 'tap';
-import { Figures, runKill, type KillCase } from './harness.js';
+import { Figures, runCase, runKill, type KillCase } from './harness.js';
 
 const fig = new Figures();
 const resets = 'resets-only' as const;
@@ -31,5 +31,5 @@ const CASES: KillCase[] = [
   { victim: 'O', at: 'after Commit', expect: { outcome: 'committed', rolledForward: false, serves: 'N', load: none } },
 ];
 
-for (const k of CASES) await t.test(`SIGKILL O ${k.at}`, (t) => runKill(t, fig, k));
+for (const k of CASES) await runCase(t, fig, `SIGKILL O ${k.at}`, (t) => runKill(t, fig, k));
 fig.comment(t, 'SIGKILL of the incumbent');

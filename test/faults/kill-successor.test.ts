@@ -10,7 +10,7 @@
  */
 
 import t from 'tap';
-import { Figures, POINTS, runKill, type KillCase } from './harness.js';
+import { Figures, runCase, POINTS, runKill, type KillCase } from './harness.js';
 
 const fig = new Figures();
 
@@ -21,5 +21,5 @@ const CASES: KillCase[] = POINTS.map((p): KillCase => {
   return { victim: 'N', at: p.name, expect: { outcome: 'aborted', reasonKind: 'successor_failed', serves: 'O', load: 'no-failures' } };
 });
 
-for (const k of CASES) await t.test(`SIGKILL N ${k.at}`, (t) => runKill(t, fig, k));
+for (const k of CASES) await runCase(t, fig, `SIGKILL N ${k.at}`, (t) => runKill(t, fig, k));
 fig.comment(t, 'SIGKILL of the successor');

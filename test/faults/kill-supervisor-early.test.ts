@@ -12,7 +12,7 @@
  */
 
 import t from 'tap';
-import { Figures, POINTS, runKill, type Expect, type KillCase } from './harness.js';
+import { Figures, runCase, POINTS, runKill, type Expect, type KillCase } from './harness.js';
 
 const fig = new Figures();
 
@@ -36,5 +36,5 @@ const CASES: KillCase[] = [
   ...POINTS.slice(0, 6).map((p): KillCase => ({ victim: 'S', at: p.name, expect: { outcome: 'interrupted', serves: SURVIVOR[p.name]!, load: 'no-failures' } })),
 ];
 
-for (const k of CASES) await t.test(`SIGKILL S ${k.at}`, (t) => runKill(t, fig, k));
+for (const k of CASES) await runCase(t, fig, `SIGKILL S ${k.at}`, (t) => runKill(t, fig, k));
 fig.comment(t, 'SIGKILL of the supervisor, up to SealComplete');

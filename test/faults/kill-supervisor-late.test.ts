@@ -12,7 +12,7 @@
  */
 
 import t from 'tap';
-import { Figures, POINTS, runKill, type Expect, type KillCase } from './harness.js';
+import { Figures, runCase, POINTS, runKill, type Expect, type KillCase } from './harness.js';
 
 const fig = new Figures();
 
@@ -33,5 +33,5 @@ const SURVIVOR: Record<string, Expect['serves']> = {
 
 const CASES: KillCase[] = POINTS.slice(6).map((p): KillCase => ({ victim: 'S', at: p.name, expect: { outcome: 'interrupted', serves: SURVIVOR[p.name]!, load: 'no-failures' } }));
 
-for (const k of CASES) await t.test(`SIGKILL S ${k.at}`, (t) => runKill(t, fig, k));
+for (const k of CASES) await runCase(t, fig, `SIGKILL S ${k.at}`, (t) => runKill(t, fig, k));
 fig.comment(t, 'SIGKILL of the supervisor, from Begin on');

@@ -39,7 +39,7 @@ import {
   startS,
   status,
   stopped,
-  tally,
+  runCase,
   until,
   upgrade,
   verifyAcks,
@@ -81,7 +81,7 @@ async function givesUpOnLock(t: Test, c: Case, holder: number): Promise<void> {
   t.equal(attempts, 5, 'after 5 cold starts (the default start limit)');
 }
 
-await t.test('a copy of the service started by hand holds the lock before S starts', async (t) => {
+await runCase(t, fig, 'a copy of the service started by hand holds the lock before S starts', async (t) => {
   const c = makeCase(t, 'foreign copy before S', KILL_FLAGS);
   const f = await startForeign(c);
   // The copy is used meanwhile: its writes are acknowledged and must survive everything after.
@@ -108,10 +108,9 @@ await t.test('a copy of the service started by hand holds the lock before S star
   fig.writes += load.acks.size;
   t.same(bad.slice(0, 5), [], `every write the copy acknowledged is there (${load.acks.size} checked, ${bad.length} missing)`);
   await nextHandoffCommits(t, c);
-  tally(t, fig, 'foreign copy before S');
 });
 
-await t.test('a stale orphan of a killed S holds the lock', async (t) => {
+await runCase(t, fig, 'a stale orphan of a killed S holds the lock', async (t) => {
   const { c, load, oPid } = await setup(t, 'stale orphan', KILL_FLAGS);
   const oldPort = c.port;
   t.ok(await killAndWait(c.s.pid), 'S killed at rest: its incumbent is an orphan');
@@ -134,10 +133,9 @@ await t.test('a stale orphan of a killed S holds the lock', async (t) => {
   fig.writes += load.acks.size;
   t.same(bad.slice(0, 5), [], `every acknowledged write is there (${load.acks.size} checked, ${bad.length} missing)`);
   await nextHandoffCommits(t, c);
-  tally(t, fig, 'stale orphan');
 });
 
-await t.test('a copy started by hand takes the lock mid-handoff, after the incumbent let it go', async (t) => {
+await runCase(t, fig, 'a copy started by hand takes the lock mid-handoff, after the incumbent let it go', async (t) => {
   const { c, load, oPid } = await setup(t, 'foreign copy mid-handoff', KILL_FLAGS);
   setBreaks(c, ['v2 begin']);
   const up = upgrade(c, 'v2');
@@ -170,10 +168,9 @@ await t.test('a copy started by hand takes the lock mid-handoff, after the incum
   t.ok(back, 'S cold-starts an incumbent once the lock is free');
   const a: Actors = { oPid, nPid, handoffId: up.id, record: rec };
   await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'lock_held', serves: 'other', load: 'no-failures' }, fig, [f.proc.pid]);
-  tally(t, fig, 'foreign copy mid-handoff');
 });
 
-await t.test('an unhealthy successor under load: never answers, nothing fails', async (t) => {
+await runCase(t, fig, 'an unhealthy successor under load: never answers, nothing fails', async (t) => {
   const { c, load, oPid } = await setup(t, 'unhealthy successor', KILL_FLAGS, {}, { keepAlive: 4, fresh: 4, paceMs: 5 });
   const up = upgrade(c, 'v2-unhealthy', ['--fault', 'unhealthy']);
   const rec = await up.result(60_000);
@@ -183,7 +180,6 @@ await t.test('an unhealthy successor under load: never answers, nothing fails', 
   t.equal(load.byBuild.get('v2-unhealthy') ?? 0, 0, `no request answered by the rejected build (answers by build: ${JSON.stringify(Object.fromEntries(load.byBuild))})`);
   const a: Actors = { oPid, nPid: rec?.successor_pid ?? undefined, handoffId: up.id, record: rec };
   await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'successor_unhealthy', serves: 'O', load: 'no-failures' }, fig);
-  tally(t, fig, 'unhealthy successor');
 });
 
 async function killAndWaitGone(pid: number): Promise<boolean> {

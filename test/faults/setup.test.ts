@@ -29,7 +29,7 @@ import {
   spawnS,
   status,
   upgrade,
-  tally,
+  runCase,
   type Actors,
   type Case,
   type StartOptions,
@@ -86,12 +86,11 @@ async function givesUp(t: Test, m: Mistake): Promise<void> {
   const [lo, hi] = m.attempts;
   t.ok(attempts >= lo && attempts <= hi, `gave up after ${lo === hi ? lo : `${lo} to ${hi}`} cold starts in a row (${attempts})`);
   t.same(kvPids(c).filter(running), [], 'no process left behind');
-  tally(t, fig, m.name);
 }
 
-for (const m of MISTAKES) await t.test(`a first cold start that cannot start: ${m.name}`, (t) => givesUp(t, m));
+for (const m of MISTAKES) await runCase(t, fig, `a first cold start that cannot start: ${m.name}`, (t) => givesUp(t, m));
 
-await t.test('a command that stops starting after it has served: S keeps trying and says why', async (t) => {
+await runCase(t, fig, 'a command that stops starting after it has served: S keeps trying and says why', async (t) => {
   const name = 'stops starting after it served';
   // A wrapper, like a real deployment's start script: it fails (with a lot of stderr) while the marker exists.
   const prepare = (c: Case): StartOptions => {
@@ -143,10 +142,9 @@ await t.test('a command that stops starting after it has served: S keeps trying 
   fs.rmSync(path.join(c.dir, 'broken'));
   const a: Actors = { oPid, nPid: undefined, handoffId: undefined, record: undefined };
   await checkInvariants(t, c, load, a, { outcome: 'none', serves: 'other', load: 'resets-only' }, fig);
-  tally(t, fig, name);
 });
 
-await t.test('a successor that dies before Hello: its record has its exit status and stderr', async (t) => {
+await runCase(t, fig, 'a successor that dies before Hello: its record has its exit status and stderr', async (t) => {
   const { c, load, oPid } = await setup(t, 'successor dies before Hello', KILL_FLAGS);
   const up = upgrade(c, 'v2', ['--bogus']);
   const rec = await up.result(60_000);
@@ -157,7 +155,6 @@ await t.test('a successor that dies before Hello: its record has its exit status
   t.match(text, /Unknown option '--bogus'/, 'and the stderr tail');
   const a: Actors = { oPid, nPid: rec?.successor_pid ?? undefined, handoffId: up.id, record: rec };
   await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'successor_failed', serves: 'O', load: 'no-failures' }, fig);
-  tally(t, fig, 'successor dies before Hello');
 });
 
 fig.comment(t, 'setup mistakes');
