@@ -939,6 +939,8 @@ export async function nextHandoffCommits(t: Test, c: Case): Promise<void> {
  */
 export async function runCase(t: Test, fig: Figures, name: string, fn: (t: Test) => Promise<void>): Promise<void> {
   const r = await t.test(name, fn);
+  // Filtered out (--grep): not run.
+  if (r === null || (r.count === 0 && r.skip > 0)) return;
   fig.cases++;
   fig.faults++;
   if (r?.ok) fig.survived++;
