@@ -1081,6 +1081,8 @@ export async function runKill(t: Test, fig: Figures, k: KillCase): Promise<void>
       t.ok(gapMs < 6_000, `a fresh incumbent serves at once: ${gapMs} ms after the successor died (the exit timeout is 10 s)`);
       const st = await status(c).catch(() => undefined);
       t.ok((st?.incumbent_restarts ?? 0) >= 1, `status counts the restart (${st?.incumbent_restarts ?? '?'})`);
+      const entries = (await history(c).catch(() => [])) as Array<{ kind?: string }>;
+      t.ok(entries.some((e) => e.kind === 'restart'), 'the history shows the restart');
     }
     await checkInvariants(t, c, load, a, k.expect, fig);
   }

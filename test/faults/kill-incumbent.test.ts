@@ -16,9 +16,11 @@ const resets = 'resets-only' as const;
 const none = 'no-failures' as const;
 
 const CASES: KillCase[] = [
+  // Up to its drain, O still holds keep-alive connections: only those may be reset.
   { victim: 'O', at: 'after Hello', expect: { outcome: 'committed', rolledForward: true, reasonKind: 'incumbent_failed', serves: 'N', load: resets } },
   { victim: 'O', at: 'after PrepareHandoff', expect: { outcome: 'committed', rolledForward: true, reasonKind: 'incumbent_failed', serves: 'N', load: resets } },
   { victim: 'O', at: 'inside drain', expect: { outcome: 'committed', rolledForward: true, reasonKind: 'incumbent_failed', serves: 'N', load: resets } },
+  // Drained: O has no connection left, so no request may fail from here on.
   { victim: 'O', at: 'after Drained', expect: { outcome: 'committed', rolledForward: true, reasonKind: 'incumbent_failed', serves: 'N', load: none } },
   { victim: 'O', at: 'inside seal', expect: { outcome: 'committed', rolledForward: true, reasonKind: 'incumbent_failed', serves: 'N', load: none } },
   // SealComplete waits unread in S's socket when O dies: read first, it makes this a death in the
