@@ -1153,6 +1153,7 @@ export async function runHang(t: Test, fig: Figures, h: HangCase): Promise<void>
     const lost = kvEvents(c).filter((e) => e.event === 'supervisor-lost');
     if (lost.length > 0) t.comment(`children that declared S lost: ${lost.map((e) => `${e.build}/${e.pid} in ${String(e['phase'])} (${String(e['reason'])})`).join('; ')}`);
     t.same(killedBySignal(c), [], 'no kv process was killed: S’s own pause is nobody’s silence');
-    t.equal((await status(c).catch(() => undefined))?.incumbent_restarts, 0, 'no incumbent restart, then or since');
+    const st = await status(c).catch(() => undefined);
+    t.equal(st?.incumbent_restarts, 0, `no incumbent restart, then or since (last failure: ${st?.last_failure?.reason ?? 'none'})`);
   }
 }
