@@ -600,6 +600,8 @@ export interface Failure {
   atMs: number;
   /** The process that last answered this client (the connection's server, for keep-alive clients). */
   lastPid: number | undefined;
+  /** For an HTTP error: the build that answered it. */
+  build?: string;
 }
 
 export interface LoadOptions {
@@ -708,7 +710,7 @@ export class Load {
           this.ok++;
           this.acks.set(key, value);
         } else {
-          this.failures.push({ cause: `http-${r.status}`, client: name, atMs: Math.round(performance.now() - this.t0), lastPid });
+          this.failures.push({ cause: `http-${r.status}`, client: name, atMs: Math.round(performance.now() - this.t0), lastPid, build: r.build });
         }
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
@@ -857,7 +859,8 @@ export function checkRecord(t: Test, rec: HandoffRecord | undefined, e: Expect):
 export function checkLoad(t: Test, load: Load, promise: Promise_, label = 'the load'): void {
   const causes = load.byCause();
   if (promise === 'no-failures') {
-    t.same(causes, {}, `${label}: no failed request (${load.sent} sent, ${load.ok} acknowledged)`);
+    const http = load.failures.filter((f) => f.build !== undefined).map((f) => `${f.cause} from ${f.build}`);
+    t.same(causes, {}, `${label}: no failed request (${load.sent} sent, ${load.ok} acknowledged${http.length > 0 ? `; ${[...new Set(http)].join(', ')}` : ''})`);
   } else {
     const bad = load.failures.filter((f) => f.cause !== 'ECONNRESET' && f.cause !== 'EPIPE');
     t.same(bad.map((f) => f.cause), [], `${label}: only resets of the faulted process's connections (${JSON.stringify(causes)})`);
