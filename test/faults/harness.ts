@@ -12,6 +12,8 @@
  * Every wait is on an event (a log line, a process state, an exit, an admin answer), bounded by a
  * generous timeout that only turns a hang into a failure. The one deliberate duration is how long
  * a hang lasts: a SIGSTOP of S is a pause of a given length by definition.
+ *
+ * FAULTS_DEBUG=1 prints S's log of each hang of S as comments (what S did when it woke up).
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -1153,6 +1155,7 @@ export async function runHang(t: Test, fig: Figures, h: HangCase): Promise<void>
   await checkInvariants(t, c, load, a, h.expect, fig);
   if (h.victim === 'S') {
     // What the children made of S's silence (a diagnostic for when an invariant fails).
+    if (process.env.FAULTS_DEBUG) for (const l of c.s.logs()) if (l.level !== 20) t.comment(JSON.stringify({ msg: l.msg, ...Object.fromEntries(Object.entries(l).filter(([k]) => !['time', 'name', 'component', 'level', 'msg'].includes(k))) }).slice(0, 400));
     const lost = kvEvents(c).filter((e) => e.event === 'supervisor-lost');
     if (lost.length > 0) t.comment(`children that declared S lost: ${lost.map((e) => `${e.build}/${e.pid} in ${String(e['phase'])} (${String(e['reason'])})`).join('; ')}`);
     t.same(killedBySignal(c), [], 'no kv process was killed: S’s own pause is nobody’s silence');
