@@ -39,7 +39,7 @@ export class AcceptControl {
     env: NodeJS.ProcessEnv,
     private readonly logger: Logger,
     private readonly events: EventEmitter<ServiceEvents>,
-    /** Once the process is on its way out, no accept is (re)opened. */
+    /** Once the process is on its way out (stopping, rolling back, exiting), no accept is (re)opened. */
     private readonly exiting: () => boolean,
   ) {
     const names = Object.keys(opts.servers);
@@ -69,6 +69,11 @@ export class AcceptControl {
     });
   }
 
+  /** Accept is open on at least one server: clients may be connected, so leaving means draining. */
+  get open(): boolean {
+    return this.entries.some((e) => e.listening);
+  }
+
   /** The served listener names, as Ready reports them. */
   get names(): string[] {
     return this.entries.map((e) => e.name);
@@ -76,7 +81,8 @@ export class AcceptControl {
 
   async start(): Promise<void> {
     for (const e of this.entries) {
-      if (e.listening || this.exiting()) continue;
+      if (e.listening) continue;
+      if (this.exiting()) return;
       if (!this.pool.has(e.name)) {
         const where = this.opts.standaloneListen?.[e.name];
         if (!where || isAcceptor(e.target)) throw new Error(`nowhere to listen for ${e.name}`);
@@ -89,6 +95,9 @@ export class AcceptControl {
         else await listenOn(e.target, isTcpHandle(h) ? h : { fd: adoptByNumber(h) });
       }
       e.listening = true;
+      // Called off while the listen was under way. No connection was accepted yet (that takes a
+      // later turn of the loop), so closing now resets nobody.
+      if (this.exiting()) return this.stop();
     }
     this.logger.debug('accepting');
     this.events.emit('accepting');

@@ -4,7 +4,7 @@
  * error, which fails the channel.
  */
 
-import { idEquals, idToString, type Channel, type Message, type MessageOf } from '../protocol/index.js';
+import { idEquals, idToString, type Channel, type HandoffId, type Message, type MessageOf } from '../protocol/index.js';
 import { RESUME_LOCK_WINDOW_MS, type IncumbentFlow } from './incumbent.js';
 import type { Runtime } from './runtime.js';
 import type { SuccessorFlow } from './successor.js';
@@ -27,6 +27,11 @@ export class Dispatcher {
       case 'PrepareHandoff':
         return this.incumbent.prepare(channel, msg);
       case 'SealRequest':
+        if (this.endedHere(msg.handoff_id)) {
+          // Crossed our Abort (a deadline, a silent S): S reads that Abort next and calls it off.
+          rt.logger.info({ handoff_id: idToString(msg.handoff_id) }, 'SealRequest for a handoff already called off here; ignored');
+          return;
+        }
         checkId(msg.handoff_id, rt.currentId);
         if (phase !== 'drained') unexpected(msg, phase);
         rt.task(this.incumbent.seal(channel));
@@ -47,6 +52,13 @@ export class Dispatcher {
       default:
         unexpected(msg, phase);
     }
+  }
+
+  /** `id` names a handoff this incumbent called off or is calling off (resuming from it). */
+  private endedHere(id: HandoffId): boolean {
+    const rt = this.rt;
+    if (rt.currentId && idEquals(id, rt.currentId)) return rt.phase === 'resuming';
+    return rt.lastEndedId !== undefined && idEquals(id, rt.lastEndedId);
   }
 
   private onAbort(msg: MessageOf<'Abort'> | MessageOf<'ResumeAfterAbort'>): void {
@@ -70,15 +82,16 @@ export class Dispatcher {
     switch (phase) {
       case 'awaiting-begin':
       case 'beginning':
+      case 'unhealthy':
         if (msg.type === 'ResumeAfterAbort') unexpected(msg, phase);
-        // Nothing acknowledged depends on us yet; the lock (if taken) goes with the process.
         rt.events.emit('aborted', { reason, phase });
-        rt.task(this.successor.rollback(false));
+        rt.task(this.successor.rollback());
         return;
       case 'serving':
         if (rt.asSuccessor && msg.type === 'Abort') {
+          // Rolled back after Ready (revisions, deadline, operator): drain, close, let the lock go.
           rt.events.emit('aborted', { reason, phase });
-          rt.task(this.successor.rollback(true));
+          rt.task(this.successor.rollback());
           return;
         }
         unexpected(msg, phase);

@@ -80,8 +80,11 @@ export class IncumbentFlow {
       failure = err;
     }
     if (rt.exiting || rt.stopping) return;
-    if (rt.abortPending !== undefined || rt.supervisorLost) {
-      rt.events.emit('aborted', { reason: rt.abortPending ?? 'supervisor lost', phase: 'sealing' });
+    const off = this.calledOff();
+    if (off) {
+      // Keep the lock and serve again. A silent S is told why, on the channel it reads when it runs again.
+      if (off.silent) channel.send({ type: 'Abort', handoff_id: id, reason: off.reason });
+      rt.events.emit('aborted', { reason: off.reason, phase: 'sealing' });
       return this.undoHeld();
     }
     if (!result) {
@@ -94,15 +97,26 @@ export class IncumbentFlow {
       return;
     }
     await rt.releaseLock();
-    if (rt.abortPending !== undefined || rt.supervisorLost) {
-      rt.events.emit('aborted', { reason: rt.abortPending ?? 'supervisor lost', phase: 'sealing' });
-      return this.resumeReleased(rt.supervisorLost ? 2 * rt.contract.heartbeatTimeoutMs : RESUME_LOCK_WINDOW_MS, 50);
+    const late = this.calledOff();
+    if (late) {
+      rt.events.emit('aborted', { reason: late.reason, phase: 'sealing' });
+      const window = late.bySupervisor ? RESUME_LOCK_WINDOW_MS : 2 * rt.contract.heartbeatTimeoutMs;
+      return this.resumeReleased(window, 50, late.silent ? late.reason : undefined);
     }
     rt.phase = 'sealed';
     channel.send({ type: 'SealComplete', handoff_id: id, last_revision_per_shard: result.revisions, data_dir_fingerprint: result.fingerprint });
     rt.logger.info({ revisions: result.revisions.map(String) }, 'sealed; lock released');
     await rt.flushChannel();
     if (rt.phase === 'sealed') rt.events.emit('sealed', { revisions: result.revisions });
+  }
+
+  /** Why the handoff in flight is off, if it is: S's Abort, S silent past the timeout, or S gone. */
+  private calledOff(): { reason: string; silent: boolean; bySupervisor: boolean } | undefined {
+    const rt = this.rt;
+    if (rt.abortPending !== undefined) return { reason: rt.abortPending, silent: false, bySupervisor: true };
+    if (rt.supervisor === 'silent') return { reason: rt.silenceReason(), silent: true, bySupervisor: false };
+    if (rt.supervisor === 'lost') return { reason: 'supervisor lost', silent: false, bySupervisor: false };
+    return undefined;
   }
 
   async commit(): Promise<void> {
@@ -129,13 +143,28 @@ export class IncumbentFlow {
         return rt.fatal('resume failed', err);
       }
     }
+    // A stop (or an exit) came meanwhile: it owns the ending; serving again would undo it.
+    if (this.overtaken()) return;
     await this.reopenAccept();
+    if (this.overtaken()) return;
     this.endHandoff();
   }
 
-  /** After SealComplete: retake the lock (bounded), resume, accept again; exit when it cannot be had. */
-  async resumeReleased(windowMs: number, pollMs: number): Promise<void> {
+  /** A stop or an exit overtook the resume in flight: it owns the ending now. */
+  private overtaken(): boolean {
+    if (this.rt.phase === 'resuming') return false;
+    this.rt.logger.info({ phase: this.rt.phase }, 'a stop came while resuming; not serving again');
+    return true;
+  }
+
+  /**
+   * After SealComplete: retake the lock (bounded), resume, accept again; exit when it cannot be
+   * had. `tellSupervisor`: an Abort reason to send S once the lock is ours again (the handoff was
+   * called off here, S does not know it yet).
+   */
+  async resumeReleased(windowMs: number, pollMs: number, tellSupervisor?: string): Promise<void> {
     const rt = this.rt;
+    const id = rt.currentId;
     rt.epoch++;
     rt.phase = 'resuming';
     rt.clearDeadline();
@@ -146,18 +175,26 @@ export class IncumbentFlow {
       } catch (err) {
         return rt.fatal('retaking the data-dir lock failed', err);
       }
+      if (this.overtaken()) {
+        // The stop may have let the lock go already: never keep one it missed.
+        await rt.releaseLock();
+        return;
+      }
       if (!ok) {
         rt.logger.error({ window_ms: windowMs }, 'cannot retake the data-dir lock (another process holds it); exiting');
         return rt.exit(1);
       }
     }
+    if (tellSupervisor !== undefined && id) rt.channel?.send({ type: 'Abort', handoff_id: id, reason: tellSupervisor });
     try {
       await rt.opts.resume?.();
     } catch (err) {
       return rt.fatal('resume failed', err);
     }
+    if (this.overtaken()) return;
     rt.accept.undrain();
     await this.reopenAccept();
+    if (this.overtaken()) return;
     this.endHandoff();
   }
 

@@ -4,10 +4,10 @@
  */
 
 import net from 'node:net';
-import { Channel, PROTO_MAX, PROTO_MIN, ProtocolError, idToString, type Message, type MessageOf, type Side } from '../protocol/index.js';
+import { Channel, PROTO_MAX, PROTO_MIN, ProtocolError, asProtocolError, idToString, type Message, type MessageOf, type MessageType, type Side } from '../protocol/index.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Runtime } from './runtime.js';
-import { startHeartbeats, type SupervisorLoss } from './supervisor-loss.js';
+import type { SupervisorLoss } from './supervisor-loss.js';
 import { failChannel } from './wire.js';
 
 export class SupervisorLink {
@@ -21,7 +21,7 @@ export class SupervisorLink {
     const socket = new net.Socket({ fd: this.rt.contract.sockFd! });
     const channel = new Channel(socket);
     this.rt.channel = channel;
-    channel.on('close', (err) => this.loss.onChannelClose(err));
+    // The close is acted on by whoever receives (hello, loop), after every message before it.
     return channel;
   }
 
@@ -30,46 +30,58 @@ export class SupervisorLink {
     const rt = this.rt;
     channel.send({ type: 'Hello', role, pid: process.pid, build_id: rt.buildId, proto_min: PROTO_MIN, proto_max: PROTO_MAX, capabilities: { reserved: 0n } });
     channel.lastReceived = performance.now();
-    startHeartbeats(rt, channel);
+    this.loss.watch(channel);
     let msg: Message;
     do {
       try {
         msg = await channel.receive();
-      } catch {
-        return undefined; // closed: onChannelClose applies the S-loss rules
+      } catch (err) {
+        return this.end(err, false);
       }
     } while (msg.type === 'Heartbeat');
-    if (msg.type !== 'HelloAck') {
-      channel.fail(new ProtocolError('unexpected_message', `expected HelloAck, got ${msg.type}`));
-      return undefined;
-    }
+    if (msg.type !== 'HelloAck') return this.end(new ProtocolError('unexpected_message', `expected HelloAck, got ${msg.type}`), false);
     const v = msg.proto_version_chosen;
-    if (v < PROTO_MIN || v > PROTO_MAX) {
-      channel.fail(new ProtocolError('version_mismatch', `HelloAck chose version ${v}, ours is ${PROTO_MIN}..${PROTO_MAX}`));
-      return undefined;
-    }
+    if (v < PROTO_MIN || v > PROTO_MAX) return this.end(new ProtocolError('version_mismatch', `HelloAck chose version ${v}, ours is ${PROTO_MIN}..${PROTO_MAX}`), false);
     channel.version = v;
     rt.logger.info({ role, version: v, handoff_id: idToString(msg.handoff_id) }, 'hello acknowledged');
     rt.events.emit('hello', { role, handoffId: idToString(msg.handoff_id), version: v });
     return msg;
   }
 
-  /** Receives until the channel closes (or we exit). */
+  /**
+   * Receives until the channel closes (or we exit), then applies the S-loss rules: only after
+   * every message that came before the close, so an Abort followed by EOF is an Abort.
+   */
   async loop(channel: Channel): Promise<void> {
+    /** The last message from S that was acted on (heartbeats aside). */
+    let last: MessageType | undefined;
     for (;;) {
       let msg: Message;
       try {
         msg = await channel.receive();
-      } catch {
+      } catch (err) {
+        this.end(err, last === 'Abort');
         return;
       }
       if (this.rt.exiting) return;
+      if (msg.type === 'Heartbeat') continue;
       this.rt.logger.debug({ type: msg.type }, 'received');
       try {
         this.dispatcher.onMessage(channel, msg);
+        last = msg.type;
       } catch (err) {
+        last = undefined;
         failChannel(channel, err);
       }
     }
+  }
+
+  /** The channel is closed, or is to be closed for `err`: fail it if still open, then the S-loss rules. */
+  end(err: unknown, afterAbort = false): undefined {
+    const channel = this.rt.channel!;
+    const e = asProtocolError(err, 'peer_closed');
+    channel.fail(e);
+    this.loss.onChannelClose(channel.closeError ?? e, afterAbort);
+    return undefined;
   }
 }

@@ -6,7 +6,7 @@
  */
 
 import type { EventEmitter } from 'node:events';
-import { MAX_BUILD_ID, idToString, type Channel, type HandoffId } from '../protocol/index.js';
+import { MAX_BUILD_ID, abortReason, idToString, type Channel, type HandoffId } from '../protocol/index.js';
 import { AcceptControl } from './accept.js';
 import { readContract, type ServiceContract } from './contract.js';
 import { DataDirLock } from './lock.js';
@@ -37,7 +37,11 @@ export class Runtime {
   epoch = 0;
   abortPending: string | undefined;
   sealStarted = false;
-  supervisorLost = false;
+  /**
+   * What we know of S: `heard` (frames arrive), `silent` (none for the heartbeat timeout on a
+   * channel still open: maybe paused, not gone), `lost` (the channel closed: gone for good).
+   */
+  supervisor: 'heard' | 'silent' | 'lost' = 'heard';
   exiting = false;
   stopping = false;
   opened = false;
@@ -60,7 +64,7 @@ export class Runtime {
     this.contract = { ...fromEnv, ...over, sockFd, supervised: sockFd !== undefined };
     this.buildId = typeof opts.buildId === 'string' ? new Uint8Array(Buffer.from(opts.buildId, 'utf8')) : opts.buildId;
     if (this.buildId.length > MAX_BUILD_ID) throw new RangeError(`buildId is longer than ${MAX_BUILD_ID} bytes`);
-    this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.exiting);
+    this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.exiting || this.phase === 'stopping' || this.phase === 'exiting');
 
     const envLock = this.contract.lockPath;
     if (envLock && opts.lockPath && envLock !== opts.lockPath) {
@@ -81,6 +85,11 @@ export class Runtime {
   /** The handoff in flight (canonical UUID form), if any. */
   get handoffId(): string | undefined {
     return this.currentId ? idToString(this.currentId) : undefined;
+  }
+
+  /** The Abort reason for a handoff called off because S fell silent. */
+  silenceReason(): string {
+    return abortReason('heartbeat_timeout', `no frame from the supervisor for ${this.contract.heartbeatTimeoutMs} ms; the incumbent serves on`);
   }
 
   becomeServing(): void {

@@ -39,8 +39,9 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.logger = rt.logger;
     this.contract = rt.contract;
     const incumbent = new IncumbentFlow(rt);
-    const dispatcher = new Dispatcher(rt, incumbent, new SuccessorFlow(rt));
-    this.link = new SupervisorLink(rt, dispatcher, new SupervisorLoss(rt, incumbent));
+    const successor = new SuccessorFlow(rt);
+    const dispatcher = new Dispatcher(rt, incumbent, successor);
+    this.link = new SupervisorLink(rt, dispatcher, new SupervisorLoss(rt, incumbent, successor));
   }
 
   get phase(): ServicePhase {
@@ -67,7 +68,8 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
 
   /**
    * Starts: cold start (lock, open, accept, Hello) or successor (Hello, then Begin → lock, open,
-   * accept, Ready). Resolves once serving. Failures that the contract says end the process do.
+   * health, accept, Ready). Resolves once serving; an unhealthy successor never serves (it exits
+   * on S's Abort). Failures that the contract says end the process do.
    */
   start(): Promise<void> {
     const rt = this.rt;

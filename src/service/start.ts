@@ -40,7 +40,7 @@ export async function runSuccessor(rt: Runtime, link: SupervisorLink): Promise<v
   const ack = await link.hello(channel, 'Successor');
   if (!ack) return;
   if (isNilId(ack.handoff_id)) {
-    channel.fail(new ProtocolError('handoff_id_mismatch', 'HelloAck to a successor carries the nil handoff id'));
+    link.end(new ProtocolError('handoff_id_mismatch', 'HelloAck to a successor carries the nil handoff id'));
     return;
   }
   rt.currentId = ack.handoff_id;

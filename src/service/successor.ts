@@ -1,11 +1,13 @@
 /**
- * The successor's side of a handoff once S says Begin: take the lock, open the state, accept, and
- * say Ready; or, when S calls the handoff off, get out of the way.
+ * The successor's side of a handoff once S says Begin: take the lock, open the state, ask health,
+ * and only when healthy accept and say Ready; or, when S calls the handoff off, get out of the way
+ * (draining like an incumbent once it has accepted, so no client is reset).
  */
 
 import { abortReason, idToString, type Channel, type ErrorKind } from '../protocol/index.js';
 import { LockHeldError } from './lock.js';
 import type { Runtime } from './runtime.js';
+import { stop } from './stop.js';
 import { firstLine, toU64List } from './wire.js';
 
 export class SuccessorFlow {
@@ -51,11 +53,7 @@ export class SuccessorFlow {
       return fail('successor_failed', err);
     }
     if (!stillOn()) return;
-    try {
-      await rt.accept.start();
-    } catch (err) {
-      return fail('successor_failed', err);
-    }
+    // Health before accept: a build S is going to reject must never answer a client.
     let healthy: boolean;
     try {
       healthy = (await (rt.opts.health?.() ?? true)) === true;
@@ -64,33 +62,66 @@ export class SuccessorFlow {
       healthy = false;
     }
     if (!stillOn()) return;
+    if (!healthy) return this.unhealthy(channel, revisions);
+    try {
+      await rt.accept.start();
+    } catch (err) {
+      return fail('successor_failed', err);
+    }
+    if (!stillOn()) return;
     rt.becomeServing();
-    if (rt.supervisorLost) {
+    if (rt.supervisor === 'lost') {
       rt.logger.warn('the supervisor was lost after Begin; holding the lock, serving');
       return;
     }
+    this.ready(channel, true, revisions);
+    await rt.flushChannel();
+    rt.events.emit('ready', { healthy: true, revisions });
+  }
+
+  /** Not healthy: say so in Ready and wait, not accepting, for S's Abort (or leave if S is gone). */
+  private async unhealthy(channel: Channel, revisions: bigint[]): Promise<void> {
+    const rt = this.rt;
+    rt.phase = 'unhealthy';
+    if (rt.supervisor === 'lost') {
+      // Nobody will call this handoff off: let the lock go, so the incumbent can retake it and serve.
+      rt.logger.warn('the supervisor was lost after Begin and this successor is not healthy: letting the lock go');
+      rt.events.emit('aborted', { reason: 'supervisor lost', phase: rt.phase });
+      return this.rollback();
+    }
+    this.ready(channel, false, revisions);
+    rt.logger.warn('not healthy: not accepting; waiting for the supervisor to call the handoff off');
+    await rt.flushChannel();
+    rt.events.emit('ready', { healthy: false, revisions });
+  }
+
+  private ready(channel: Channel, healthy: boolean, revisions: bigint[]): void {
     channel.send({
       type: 'Ready',
-      handoff_id: id,
-      listening_on: rt.accept.names,
+      handoff_id: this.rt.currentId!,
+      listening_on: this.rt.accept.names,
       healthz_ok: healthy,
       advertised_revision_per_shard: revisions,
     });
-    rt.logger.info({ healthz_ok: healthy, revisions: revisions.map(String) }, 'ready');
-    await rt.flushChannel();
-    rt.events.emit('ready', { healthy, revisions });
+    this.rt.logger.info({ healthz_ok: healthy, revisions: revisions.map(String) }, 'ready');
   }
 
-  /** S called off the handoff we were the successor of: stop, close, let the lock go, exit quietly. */
-  async rollback(closeState: boolean): Promise<void> {
+  /**
+   * The handoff we were the successor of was called off (or S is gone while we are unhealthy):
+   * leave. Once accept has opened, that is a stop: its clients are drained like an incumbent's,
+   * never reset. Otherwise: close the state, let the lock go, exit 0.
+   */
+  async rollback(): Promise<void> {
     const rt = this.rt;
+    if (rt.accept.open) return stop(rt);
+    // Mid-begin, a hook may still be running: the lock then goes with the process, atomically.
+    const hooksDone = rt.phase !== 'beginning';
     rt.phase = 'exiting';
     await rt.accept.stop();
-    if (closeState) {
+    if (hooksDone) {
       if (rt.opened) await rt.runClose();
       await rt.releaseLock();
     }
-    // Mid-begin, a hook may still be running: the lock then goes with the process, atomically.
     return rt.exit(0);
   }
 }

@@ -71,7 +71,10 @@ export interface ServiceOptions {
   lockPath?: string;
   /** HttpDrain: how long an idle keep-alive connection may linger while draining (default 250 ms). */
   lingerMs?: number;
-  /** Drain grace on SIGTERM/SIGINT or stop() (default HANDOFF_DRAIN_GRACE_MS, S's drain grace, else 10 s). */
+  /**
+   * Drain grace on SIGTERM/SIGINT, stop(), or a rollback of a successor that had accepted
+   * (default HANDOFF_DRAIN_GRACE_MS, S's drain grace, else 10 s).
+   */
   stopGraceMs?: number;
   /** Without S and without LISTEN_FDS: where each server listens (development, tests). */
   standaloneListen?: Record<string, net.ListenOptions>;
@@ -97,6 +100,8 @@ export type ServicePhase =
   | 'starting'
   | 'awaiting-begin'
   | 'beginning'
+  /** Successor: said Ready with healthz_ok false; never accepts; waits for S's Abort. */
+  | 'unhealthy'
   | 'serving'
   | 'draining'
   | 'drained'
@@ -123,7 +128,7 @@ export interface ServiceEvents {
   'seal-failed': [{ error: string }];
   /** Successor: Begin arrived; the begin hook and the lock come next. */
   begin: [{ handoffId: string }];
-  /** Successor: Ready was written to S. */
+  /** Successor: Ready was written to S (accepting when healthy; an unhealthy one never accepts). */
   ready: [{ healthy: boolean; revisions: bigint[] }];
   /** Commit arrived; close and exit follow. */
   committed: [];

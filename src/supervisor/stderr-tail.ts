@@ -17,6 +17,27 @@ const MAX_PENDING = 64 * 1024;
 
 const STACK_FRAME = /^\s+at\s|^\s*\^+\s*$|node:internal\//;
 
+const PINO_LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/** A JSON log line (pino's, or any with `msg`) as `level: msg (err)`; any other line as it is. */
+function readable(line: string): string {
+  if (!line.startsWith('{')) return line;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (typeof v !== 'object' || v === null) return line;
+  const r = v as Record<string, unknown>;
+  const msg = typeof r['msg'] === 'string' ? r['msg'] : typeof r['message'] === 'string' ? r['message'] : undefined;
+  if (msg === undefined) return line;
+  const level = typeof r['level'] === 'number' ? (PINO_LEVELS[r['level']] ?? String(r['level'])) : typeof r['level'] === 'string' ? r['level'] : 'log';
+  const e = r['err'];
+  const err = typeof e === 'string' ? e : typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string' ? (e as { message: string }).message : undefined;
+  return `${level}: ${msg}${err !== undefined ? ` (${err.split('\n')[0] ?? ''})` : ''}`;
+}
+
 export class StderrTail {
   private readonly lines: string[] = [];
   private pending = '';
@@ -53,7 +74,7 @@ export class StderrTail {
 
   private keep(text: string): void {
     for (const raw of text.split('\n')) {
-      const line = raw.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trimEnd();
+      const line = readable(raw).replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trimEnd();
       if (line === '' || STACK_FRAME.test(line)) continue;
       this.lines.push(Buffer.byteLength(line) > STDERR_TAIL_LINE_BYTES ? `${Buffer.from(line).subarray(0, STDERR_TAIL_LINE_BYTES).toString('utf8').replace(/\uFFFD$/, '')}…` : line);
       if (this.lines.length > STDERR_TAIL_LINES) this.lines.shift();

@@ -151,12 +151,17 @@ export class Child {
       }
     });
     this.channel = new Channel(this.proc.stdio[4] as net.Socket);
-    const every = opts.sHeartbeatMs ?? 100;
-    if (every > 0) {
-      this.hb = setInterval(() => this.channel.send({ type: 'Heartbeat', ts_ms: BigInt(Date.now()) }), every);
-      this.hb.unref();
-    }
+    if ((opts.sHeartbeatMs ?? 100) > 0) this.startHeartbeats();
     this.channel.on('close', () => this.stopHeartbeats());
+  }
+
+  /** S's heartbeats (again, after stopHeartbeats: a paused S that runs again): one now, then periodically. */
+  startHeartbeats(): void {
+    if (this.hb || this.channel.closed) return;
+    const beat = (): void => void this.channel.send({ type: 'Heartbeat', ts_ms: BigInt(Date.now()) });
+    beat();
+    this.hb = setInterval(beat, this.opts.sHeartbeatMs || 100);
+    this.hb.unref();
   }
 
   get pid(): number {
@@ -165,6 +170,7 @@ export class Child {
 
   stopHeartbeats(): void {
     clearInterval(this.hb);
+    this.hb = undefined;
   }
 
   /** The next message that is not a Heartbeat; it must be of `type`. */

@@ -219,12 +219,23 @@ t.test('item 3: a supervisor stall at rest and mid-handoff blames nobody', async
   const p = upgrade(s, env, ['--fault', 'slow-open', '--fault-ms', '500']);
   await drain;
   t.equal(s.status().last_failure, null, 'the incumbent was not taken down at rest');
+  t.equal(restarts(s).length, 0, 'no restart');
   stall(3_000); // mid-handoff: O drains and waits for SealRequest while S is not running
   const rec = await p;
-  t.equal(rec.outcome, 'committed', 'the handoff commits');
-  t.equal(rec.reason, undefined, 'with nothing gone wrong on the way (no roll forward, no kill)');
-  t.notOk(isAlive(o), 'the old incumbent exited after Commit');
+  // O cannot tell a stopped S from a dead one: past its heartbeat timeout it calls the handoff off
+  // itself and serves on. Either way S killed nobody for the time it did not run.
+  if (rec.outcome === 'aborted') {
+    t.match(rec.reason ?? '', /^heartbeat_timeout: .*the incumbent serves on/, 'called off by the incumbent, which serves on');
+    t.equal((await info(port)).pid, o, 'the incumbent still serves');
+  } else {
+    t.equal(rec.outcome, 'committed');
+    t.equal(rec.reason, undefined, 'with nothing gone wrong on the way');
+  }
+  t.equal(rec.rolled_forward, false, 'S did not kill the incumbent');
+  t.notMatch(rec.reason ?? '', /killed/, 'no process was killed');
+  t.equal(s.status().last_failure, null, 'no failure at all');
   await serving(s);
-  t.equal((await info(port)).build_id, 'kv-dev');
   t.same(checkLockTrace(readTrace(env)), [], 'never two holders');
+  const next = await upgrade(s, env);
+  t.equal(next.outcome, 'committed', 'the next handoff commits');
 });
