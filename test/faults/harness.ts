@@ -791,6 +791,8 @@ export interface Expect {
   /** `null`: no reason; a string or RegExp: the reason kind; undefined: not checked. */
   reasonKind?: string | RegExp | null;
   rolledForward?: boolean;
+  /** A reason the record must not give (e.g. S blaming a child for S's own pause). */
+  reasonNot?: RegExp;
   /** Who serves once things settle: the incumbent, the successor, or a process started after both. */
   serves: 'O' | 'N' | 'other' | 'O|N';
   /**
@@ -855,6 +857,7 @@ export function checkRecord(t: Test, rec: HandoffRecord | undefined, e: Expect):
   if (e.reasonKind === null) t.equal(rec!.reason_kind, undefined, `no reason recorded (got ${rec!.reason ?? 'none'})`);
   else if (e.reasonKind !== undefined) t.ok(matches(rec!.reason_kind, e.reasonKind), `reason kind ${String(rec!.reason_kind)} matches ${String(e.reasonKind)} (reason: ${rec!.reason ?? 'none'})`);
   if (e.rolledForward !== undefined) t.equal(rec!.rolled_forward, e.rolledForward, `rolled_forward ${String(e.rolledForward)}`);
+  if (e.reasonNot) t.notMatch(rec!.reason ?? '', e.reasonNot, `the reason is not ${String(e.reasonNot)} (${rec!.reason ?? 'none'})`);
 }
 
 /** The load saw only what the design allows. */
