@@ -587,10 +587,13 @@ export function notExact(c: Case, p: Point, oPid: number, at: bigint): string[] 
   return out;
 }
 
-/** SIGKILL, then wait until the process is gone or a zombie (S reaps its own; orphans go to init). */
-export async function killAndWait(pid: number, ms = 15_000): Promise<boolean> {
+/**
+ * SIGKILL, then wait until the process is gone or a zombie; with `reaped`, until its parent has
+ * reaped it (S has then seen the exit: only for S's children while S runs).
+ */
+export async function killAndWait(pid: number, ms = 15_000, reaped = false): Promise<boolean> {
   signal(pid, 'SIGKILL');
-  return eventually(`pid ${pid} gone`, ms, () => !running(pid));
+  return eventually(`pid ${pid} gone`, ms, () => (reaped ? procState(pid) === undefined : !running(pid)));
 }
 
 // --- load -------------------------------------------------------------------------------------------
@@ -1074,7 +1077,10 @@ export async function runKill(t: Test, fig: Figures, k: KillCase): Promise<void>
   const victim = k.victim === 'O' ? oPid : k.victim === 'N' ? held.nPid : c.s.pid;
   if (!t.ok(victim, `${k.victim}'s pid is known`)) return;
   const killedAt = monoNs();
-  t.ok(await killAndWait(victim!), `${k.victim} (pid ${victim}) killed ${k.at}`);
+  // Unless S is frozen, the others go on only once S has reaped the victim: S knows of the death
+  // before anything that follows it (the point stays exact).
+  const reaped = k.victim !== 'S' && !held.stopped.has(c.s.pid);
+  t.ok(await killAndWait(victim!, 15_000, reaped), `${k.victim} (pid ${victim}) killed ${k.at}`);
   if (p) t.same(notExact(c, p, oPid, killedAt), [], 'the fault landed at the point');
   release(held, [victim!]);
   const a: Actors = { oPid, nPid: held.nPid, handoffId: up?.id, record: undefined };
