@@ -147,10 +147,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
   private onEnd(): void {
     try {
       this.decoder.end();
-      this.finish(new ProtocolError('peer_closed', 'end of stream'));
     } catch (err) {
-      this.finish(asProtocolError(err, 'frame_malformed'));
+      // The peer stopped writing inside a frame, but it may still read: tell it, as for any other
+      // framing fault (fail() sends Abort when the handoff id is known, then ends our side).
+      this.fail(asProtocolError(err, 'frame_malformed'));
+      return;
     }
+    this.finish(new ProtocolError('peer_closed', 'end of stream'));
     this.stream.end();
   }
 

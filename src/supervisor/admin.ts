@@ -19,10 +19,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
-import type { HandoffEvent, HandoffRecord, SupervisorApi, UpgradeRequest } from './types.js';
+import { ConfigReloadError, type HandoffEvent, type HandoffRecord, type SupervisorApi, type UpgradeRequest } from './types.js';
 
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -35,11 +36,22 @@ const MAX_DURATION_MS = 2_147_483_647;
 const MAX_STRING_BYTES = 4096;
 const MAX_ARGS = 1024;
 
+/** Default time a client has to send a request's line and headers (then 408). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** Default time a client has to send a whole request, body included (then 408). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** Longest period of the check of both timeouts: they fire at most this long after they are due. */
+export const MAX_TIMEOUT_CHECK_MS = 1000;
+
 export interface AdminServerOptions {
   socketPath: string;
   /** Group (name or numeric gid) that may use the socket: mode 0660 instead of 0600. */
   group?: string;
   logger: Logger;
+  /** Time to receive a request's line and headers; default HEADERS_TIMEOUT_MS. */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request (not to answer it: a handoff stream may last minutes); default REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs?: number;
 }
 
 export interface AdminServer {
@@ -244,6 +256,7 @@ function upgradeError(err: unknown, log: Logger, req: UpgradeRequest): HttpError
     log.warn({ command: req.command }, 'refused a handoff request: command not in the allowlist');
     return new HttpError(403, 'exec_not_allowed', err.message);
   }
+  if (err instanceof ConfigReloadError) return new HttpError(400, 'invalid_config', err.message);
   if (err instanceof ProtocolError) {
     if (err.kind === 'handoff_in_progress') return new HttpError(409, err.kind, err.toReason());
     return new HttpError(503, err.kind, err.toReason());
@@ -362,8 +375,83 @@ class Api {
     }
     const now = this.sup.status().inflight;
     if (!now) throw new HttpError(404, 'no_handoff', 'no handoff in flight: nothing to abort');
+    // Already rolling back (S aborted it for another reason): not "too late", but nothing left to do.
+    if (now.phase === 'rollback') throw new HttpError(409, 'too_late', `handoff ${now.handoff_id} is already being rolled back`);
     throw new HttpError(409, 'too_late', `handoff ${now.handoff_id} is in phase ${now.phase}, past the point where it can be aborted`);
   }
+}
+
+// --- errors Node's HTTP parser catches ---------------------------------------------------------
+
+/** What a client that broke HTTP itself is told: [status, kind, message], by Node's error code. */
+function parserError(code: string | undefined): [number, string, string] {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'request_timeout', 'the request did not arrive in time'];
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'headers_too_large', 'the request line and headers are too large'];
+    case 'HPE_INVALID_CONTENT_LENGTH':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+      return [400, 'invalid_request', 'invalid Content-Length'];
+    case 'HPE_INVALID_TRANSFER_ENCODING':
+      return [400, 'invalid_request', 'invalid Transfer-Encoding'];
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return [400, 'invalid_request', 'invalid chunked body'];
+    case 'HPE_INVALID_METHOD':
+    case 'HPE_INVALID_URL':
+    case 'HPE_INVALID_VERSION':
+    case 'HPE_PAUSED_H2_UPGRADE':
+      return [400, 'invalid_request', 'invalid request line (this API speaks HTTP/1.1)'];
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_LF_EXPECTED':
+    case 'HPE_CR_EXPECTED':
+      return [400, 'invalid_request', 'invalid header'];
+    default:
+      // Node's codes are [A-Z0-9_] words: safe to show, and they tell a client author what broke.
+      return [400, 'invalid_request', `malformed HTTP request${code !== undefined && /^[A-Z0-9_]{1,64}$/.test(code) ? ` (${code})` : ''}`];
+  }
+}
+
+/**
+ * Answers a client whose request Node's parser refused (or that ran out of time) with the same JSON
+ * error as every other answer, as a whole HTTP/1.1 response, then closes: no request or response
+ * object exists at this point, so it is written on the socket itself. Nothing is written in the middle
+ * of a response already begun on this connection (it would corrupt it): the connection just closes.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+  // The response of this connection's current request, if one is under way (Node's own handler looks
+  // at it too). One that is complete is no obstacle: an answer after it is well-formed pipelining.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean; writableEnded?: boolean } | null })._httpMessage;
+  const midResponse = inFlight?.headersSent === true && inFlight.writableEnded !== true;
+  if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable || midResponse) {
+    socket.destroy();
+    return;
+  }
+  const [status, kind, message] = parserError(err.code);
+  log.debug({ code: err.code, status }, 'admin request refused by the HTTP parser');
+  const body = `${JSON.stringify({ error: { kind, message } })}\n`;
+  const head = [
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: no-store',
+    'Connection: close',
+  ].join('\r\n');
+  // Close once the answer is out; a peer that does not read it gets a bounded grace.
+  const timer = setTimeout(() => socket.destroy(), 1000);
+  timer.unref();
+  socket.end(`${head}\r\n\r\n${body}`, () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
+}
+
+/** How often Node checks both timeouts: a tenth of the shorter, at most MAX_TIMEOUT_CHECK_MS. */
+export function timeoutCheckIntervalMs(headersTimeoutMs: number, requestTimeoutMs: number): number {
+  const shorter = Math.min(...[headersTimeoutMs, requestTimeoutMs].filter((ms) => ms > 0));
+  if (!Number.isFinite(shorter)) return MAX_TIMEOUT_CHECK_MS;
+  return Math.max(10, Math.min(MAX_TIMEOUT_CHECK_MS, Math.floor(shorter / 10)));
 }
 
 // --- the server -------------------------------------------------------------------------------
@@ -377,8 +465,16 @@ export async function startAdminServer(supervisor: SupervisorApi, opts: AdminSer
   const gid = opts.group !== undefined ? resolveGroup(opts.group) : undefined;
   await clearStaleSocket(socketPath, log);
 
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  if (!Number.isInteger(headersTimeout) || !Number.isInteger(requestTimeout) || headersTimeout < 1 || requestTimeout < headersTimeout) {
+    throw new AdminStartError(`admin timeouts must be whole milliseconds with 1 <= headers (${headersTimeout}) <= request (${requestTimeout})`);
+  }
   const api = new Api(supervisor, log);
-  const server = http.createServer((req, res) => {
+  // Node checks both timeouts only every connectionsCheckingInterval (30 s by default), so a 10 s
+  // timeout fired after up to 40 s; checked this often, each fires within a second of its value.
+  const options: http.ServerOptions = { headersTimeout, requestTimeout, connectionsCheckingInterval: timeoutCheckIntervalMs(headersTimeout, requestTimeout) };
+  const server = http.createServer(options, (req, res) => {
     api.handle(req, res).catch((err: unknown) => {
       const e = err instanceof HttpError ? err : undefined;
       if (!e) log.error({ err }, 'admin request failed');
@@ -389,8 +485,7 @@ export async function startAdminServer(supervisor: SupervisorApi, opts: AdminSer
       sendError(res, e ?? new HttpError(500, 'internal', 'internal error (see the supervisor log)'));
     });
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, log));
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {

@@ -49,8 +49,8 @@ export const TABLE: Readonly<Record<ActivePhase, Partial<Record<HandoffEv['kind'
   hello: { ...BEFORE_COMMIT, n_hello: (h, e) => h.acceptSuccessor(e) },
   drain: { ...BEFORE_COMMIT, o_drained: (h) => h.requestSeal() },
   seal: { ...BEFORE_COMMIT, o_seal_progress: (h, e) => h.relayProgress(e), o_sealed: (h, e) => h.beginSuccessor(e), o_seal_failed: (h, e) => h.abort(sealFailure(e)) },
-  begin: { ...BEFORE_COMMIT, o_exit: (h) => h.noteIncumbentGone(), o_violation: (h) => h.noteIncumbentGone(), n_ready: (h, e) => h.checkReady(e) },
-  commit: { o_exit: (h) => h.finish('committed'), n_exit: (h) => h.successorLostAfterCommit() },
+  begin: { ...BEFORE_COMMIT, o_exit: (h) => h.noteIncumbentGone(), o_violation: (h, e) => h.noteIncumbentGone(violation(e)), n_ready: (h, e) => h.checkReady(e) },
+  commit: { o_exit: (h) => h.finish('committed'), n_exit: (h) => h.successorLostAfterCommit(), n_violation: (h, e) => h.successorBroke(violation(e)) },
   rollback: { o_exit: (h) => h.noteIncumbentGone() },
 };
 
@@ -247,12 +247,13 @@ export class Handoff {
       this.ctx.log('warn', 'revision check skipped: the incumbent died before sealing', { advertised: r.advertised_revision_per_shard.map(String) });
     }
     this.clearTimers();
+    // Commit first: the journal's fsyncs (in enter) are not on the incumbent's critical path.
+    if (this.oAlive) this.o!.channel.send({ type: 'Commit', handoff_id: this.id });
     this.enter('commit');
     if (!this.oAlive) {
       this.finish('committed');
       return;
     }
-    this.o!.channel.send({ type: 'Commit', handoff_id: this.id });
     void this.o!.retire(this.ctx.exitTimeoutMs, this.ctx.killAfterMs, (signal) => this.ctx.log('warn', `incumbent did not exit after Commit: ${signal}`, { pid: this.o!.pid }));
   }
 
@@ -265,6 +266,8 @@ export class Handoff {
     this.ctx.log('warn', 'incumbent lost before Begin: rolling forward', { reason: reason.toReason() });
     this.phaseTimer?.cancel();
     const o = this.o!;
+    // A party of the handoff since PrepareHandoff: if it can still read, it learns why it is killed.
+    if (this.oPrepared) o.channel.fail(reason);
     void o.killAndReap().then(() => {
       if (this.phase === 'done') return;
       if (this.lockHolder === 'O') {
@@ -277,10 +280,24 @@ export class Handoff {
   }
 
   /** O is gone after Begin (N already has everything it needs): recorded, the handoff goes on. */
-  noteIncumbentGone(): void {
-    this.ctx.log('warn', 'incumbent gone during the handoff', { child_pid: this.o?.pid, exit: this.o?.describeExit() });
-    this.outcomeReason ??= this.incumbentFailure();
+  noteIncumbentGone(violation?: ProtocolError): void {
+    this.ctx.log('warn', 'incumbent gone during the handoff', { child_pid: this.o?.pid, exit: this.o?.describeExit(), ...(violation ? { reason: violation.toReason() } : {}) });
+    this.outcomeReason ??= violation ?? this.incumbentFailure();
+    // It broke the protocol (it did not die): it learns why before it is killed.
+    if (violation) this.o?.channel.fail(violation);
     if (this.o?.alive) void this.o.killAndReap();
+  }
+
+  /**
+   * Past Commit the successor broke the protocol: S cannot drive it as the incumbent (its channel may
+   * be closed already), so it is told (Abort, if the channel is still open) and killed; its exit ends
+   * the handoff (successorLostAfterCommit) and a fresh incumbent starts at once.
+   */
+  successorBroke(violation: ProtocolError): void {
+    this.ctx.log('error', 'successor broke the protocol after Commit: killing it', { child_pid: this.n.pid, reason: violation.toReason() });
+    this.outcomeReason ??= violation;
+    this.n.channel.fail(violation);
+    this.n.kill('SIGKILL');
   }
 
   /**

@@ -573,6 +573,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   private handoffDone(h: Handoff, record: HandoffRecord): void {
     this.handoff = null;
     this.lastEndedId = h.id;
+    // Over: a later violation by either process is not this handoff's, and no Abort may name it.
+    h.n.channel.handoffId = undefined;
+    if (h.o) h.o.channel.handoffId = undefined;
     this.stateDir.append(record);
     this.stateDir.clearJournal();
     this.last = record;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { ProtocolError } from '../../src/protocol/errors.js';
+import { ConfigReloadError } from '../../src/supervisor/types.js';
 import { AdminStartError, MAX_BODY_BYTES, resolveGroup, startAdminServer, type AdminServer } from '../../src/supervisor/admin.js';
 import { event, FakeSupervisor, inProgress, NotAllowed, openStream, rawExchange, record, request } from './fake.js';
 
@@ -180,6 +181,11 @@ t.test('refusals: 409 in flight, 403 not allowed, 503 no incumbent, 500 without 
   r = await request(sock, 'POST', '/v1/handoffs', '{}');
   t.equal(r.status, 503);
   t.equal(errorOf(r.body).kind, 'incumbent_failed');
+
+  sup.script = { reject: new ConfigReloadError('configuration not reloaded: config file /etc/handoff/kv.json is not valid JSON') };
+  r = await request(sock, 'POST', '/v1/handoffs', '{}');
+  t.equal(r.status, 400, 'an invalid configuration on reload is the caller’s to fix');
+  t.same(errorOf(r.body), { kind: 'invalid_config', message: 'configuration not reloaded: config file /etc/handoff/kv.json is not valid JSON' });
 
   const secret = 'SECRET_VALUE_FROM_ENV';
   sup.script = { throwSync: new TypeError(`boom ${secret}`) };

@@ -42,7 +42,7 @@ t.test('handoff run + every client command', async (t) => {
     const r = await cli(['upgrade', '--', KV, '--data', dataDir, '--build-id', 'v2'], env);
     t.equal(r.code, 0, r.stderr);
     t.match(r.stdout, /started: successor pid \d+/);
-    t.match(r.stdout, /phase drain \(hello took \d+ ms\)/);
+    t.match(r.stdout, /phase drain \(hello took (\d+ ms|\d+\.\d+ s)\)/);
     t.match(r.stdout, /committed in [\d.]+ (ms|s) \(hello .*commit .*\)/);
     const s = await status(env);
     t.not(s.incumbent?.pid, first);

@@ -59,7 +59,7 @@ t.test('before Begin', async (t) => {
     ['N never says Hello (deadline)', null, 'deadline_exceeded'],
   ] as const) {
     t.test(name, async (t) => {
-      const c = await setup(t, { helloTimeoutMs: 1_500 });
+      const c = await setup(t, { helloTimeoutMs: 4_000 });
       const script = { 'N sends Hello with a pid that is not its own': 'wrong-pid', 'N says Abort before Begin': 'abort-before-begin', 'N sends a malformed frame': 'garbage', 'N sends Ready before Begin': 'ready-before-begin', 'N names another handoff id': 'wrong-id', 'N never says Hello (deadline)': 'silent' }[name as string];
       const rec = cmd ? await upgrade(c.s, c.env, [...cmd]) : await c.s.upgrade({ command: process.execPath, args: [RAW_PEER, script ?? 'silent'] });
       t.equal(rec.outcome, 'aborted');
@@ -125,7 +125,7 @@ t.test('O ignores Commit: SIGTERM, then SIGKILL', async (t) => {
 
 t.test('a silent peer is killed and handled as a crash', async (t) => {
   t.test('N stops (SIGSTOP) after Hello: abort', async (t) => {
-    const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 1_000 }, ['--fault', 'slow-drain']);
+    const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 2_000 }, ['--fault', 'slow-drain']);
     const p = upgrade(c.s, c.env);
     const e = await phaseEntered(c.s, 'drain');
     const nPid = c.s.status().inflight?.successor_pid;
@@ -137,7 +137,7 @@ t.test('a silent peer is killed and handled as a crash', async (t) => {
     await assertRolledBack(t, c, nPid!);
   });
   t.test('O stops (SIGSTOP) while draining: roll forward', async (t) => {
-    const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 1_000 }, ['--fault', 'slow-drain']);
+    const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 2_000 }, ['--fault', 'slow-drain']);
     const p = upgrade(c.s, c.env);
     await phaseEntered(c.s, 'drain');
     process.kill(c.oPid, 'SIGSTOP');
