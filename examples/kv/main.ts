@@ -39,6 +39,46 @@ type Fault = (typeof FAULTS)[number];
 
 const MAX_BODY = 1 << 20;
 
+// --- test equipment: an event log and breakpoints (opt-in, see README.md) ---------------------------
+// KV_EVENTS=<file>: one JSON line per event, appended synchronously, so that a test can follow this
+// process's protocol steps from outside, without sleeping. KV_BREAK=<file>: lines `<pid|build> <event>`;
+// at a listed event this process stops itself (SIGSTOP) right after logging it, so that a test can
+// inject a fault at that exact point, then SIGCONT it. The file is read at every event: the test edits it.
+const eventsFile = process.env.KV_EVENTS;
+const breakFile = process.env.KV_BREAK;
+let eventBuild: string | null = null;
+
+function note(event: string, detail: Record<string, unknown> = {}): void {
+  if (eventsFile) {
+    const rec = { event, pid: process.pid, build: eventBuild, t_ns: process.hrtime.bigint().toString(), ...detail };
+    try {
+      fs.appendFileSync(eventsFile, `${JSON.stringify(rec, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    } catch {
+      // A test aid must never take the service down.
+    }
+  }
+  if (breakFile !== undefined && breakpointAt(event)) process.kill(process.pid, 'SIGSTOP');
+}
+
+function breakpointAt(event: string): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(breakFile!, 'utf8');
+  } catch {
+    return false;
+  }
+  return text.split('\n').some((line) => {
+    const [who, ev] = line.trim().split(/\s+/);
+    return ev === event && (who === String(process.pid) || (eventBuild !== null && who === eventBuild));
+  });
+}
+
+// The build before the arguments are parsed, so that a breakpoint at `start` can name it.
+const buildArg = process.argv.findIndex((a) => a === '--build-id' || a.startsWith('--build-id='));
+eventBuild = buildArg < 0 ? 'kv-dev' : (process.argv[buildArg]!.split('=')[1] ?? process.argv[buildArg + 1] ?? null);
+note('start', { argv: process.argv.slice(2) });
+process.on('exit', (code) => note('exit', { code }));
+
 function usage(msg: string): never {
   process.stderr.write(`kv: ${msg}\nusage: main.js --data DIR [--shards N] [--build-id ID] [--lock PATH] [--listen HOST:PORT] [--fault NAME]... [--fault-ms MS]\n`);
   process.exit(2);
@@ -83,6 +123,7 @@ const dataDir = path.resolve(values.data);
 // The default lock lives in the data directory, so it must exist before the lock is taken.
 fs.mkdirSync(dataDir, { recursive: true });
 const buildId = values['build-id'];
+eventBuild = buildId;
 const log = defaultLogger().child({ svc: 'kv', build_id: buildId });
 const store = new KvStore(dataDir, shards);
 const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
@@ -109,6 +150,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer | undefined> {
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  // Who answered: a load generator can prove which process and which build served each request.
+  res.setHeader('x-kv-pid', String(process.pid));
+  res.setHeader('x-kv-build', buildId);
   const url = new URL(req.url ?? '/', 'http://kv');
   if (url.pathname === '/healthz') return json(res, store.healthy() ? 200 : 503, { ok: store.healthy() });
   if (url.pathname === '/info') return json(res, 200, { pid: process.pid, build_id: buildId, shards, revisions: store.revisions(), sealed: store.isSealed });
@@ -161,18 +205,22 @@ const options: ServiceOptions = {
   logger: log,
 
   async open() {
+    note('open-start');
     if (fault('open-fail')) throw new Error('fault injection: open-fail');
     if (fault('hang-in-open')) await never();
     if (fault('slow-open')) await sleep(faultMs);
     const revisions = await store.open();
     log.info({ revisions }, 'replayed');
     if (fault('bad-revisions')) revisions[0] = (revisions[0] ?? 0) + 1;
+    note('open-end', { revisions });
     return { revisions };
   },
 
   async seal(progress) {
     if (fault('exit-in-seal')) process.exit(1);
     const perShard = async (i: number): Promise<void> => {
+      // Writes are stopped and shard i is fsynced; the lock is still held: inside the seal.
+      note('seal-shard', { shard: i });
       if (fault('crash-in-seal') && i === 0) die();
       if (fault('slow-seal')) await sleep(faultMs / shards);
     };
@@ -229,6 +277,17 @@ function parseListen(s: string): { host: string; port: number } {
 }
 
 const service = createService(options);
+if (eventsFile !== undefined || breakFile !== undefined) {
+  const events = ['hello', 'accepting', 'accept-closed', 'prepare', 'drained', 'seal', 'sealed', 'seal-failed', 'begin', 'ready', 'committed', 'aborted', 'resumed', 'supervisor-lost'] as const;
+  for (const ev of events) {
+    service.on(ev, (...args: unknown[]) => {
+      const detail = (args[0] ?? {}) as Record<string, unknown>;
+      // Where a standalone copy listens (it is not told its port otherwise).
+      const addr = ev === 'accepting' ? server.address() : undefined;
+      note(ev, addr && typeof addr === 'object' ? { ...detail, port: addr.port } : detail);
+    });
+  }
+}
 if (fault('crash-on-prepare')) service.on('prepare', die);
 if (fault('crash-after-seal')) service.on('sealed', () => process.exit(1));
 if (fault('crash-after-ready')) service.on('ready', die);
