@@ -34,6 +34,9 @@ import type {
   UpgradeRequest,
 } from './types.js';
 
+/** How long a child whose control channel closed may take to be reaped before S calls it a violation. */
+const CLOSED_CHANNEL_GRACE_MS = 1_000;
+
 /** An incumbent must stay up this long before its restart backoff resets. */
 const STABLE_MS = 30_000;
 
@@ -318,8 +321,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (err.kind === 'peer_closed') {
       // Usually the process is dying and its exit is on the way; if it is not, S cannot drive it.
       // On a loaded machine the exit can be reaped well after the socket closed: judge in S's
-      // running time, after pending I/O (the SIGCHLD), and give it up to a heartbeat timeout.
-      const t = this.clock.timer(Math.max(200, this.opts.heartbeatTimeoutMs), () => {
+      // running time, after pending I/O (the SIGCHLD), and give it a second.
+      const t = this.clock.timer(CLOSED_CHANNEL_GRACE_MS, () => {
         if (child.alive) this.violation(child, new ProtocolError('peer_closed', 'the control channel closed while the process lives'));
       });
       void child.exited.then(() => t.cancel());
