@@ -518,6 +518,22 @@ export const POINTS: readonly Point[] = [
   { name: 'after Commit', steps: [{ at: ['O', 'committed'] }] },
 ];
 
+/** Who serves once S was SIGKILLed at each point (kill-supervisor-early and -late). */
+export const SURVIVOR_OF_S_KILL: Record<string, Expect['serves']> = {
+  'after Hello': 'O',
+  'after PrepareHandoff': 'O',
+  'inside drain': 'O',
+  'after Drained': 'O',
+  'inside seal': 'O',
+  // O sealed and let the lock go, N never got Begin: N exits, O retakes the lock.
+  'after SealComplete': 'O',
+  // N got Begin: N takes the lock or O retakes it, whoever is first; the other leaves.
+  'after Begin': 'O|N',
+  'inside open': 'N',
+  'after Ready': 'N',
+  'after Commit': 'N',
+};
+
 export function point(name: string): Point {
   const p = POINTS.find((x) => x.name === name);
   if (!p) throw new Error(`no point ${name}`);

@@ -12,26 +12,11 @@
  */
 
 import t from 'tap';
-import { Figures, runCase, POINTS, runKill, type Expect, type KillCase } from './harness.js';
+import { Figures, runCase, POINTS, runKill, SURVIVOR_OF_S_KILL, type KillCase } from './harness.js';
 
 const fig = new Figures();
 
-const SURVIVOR: Record<string, Expect['serves']> = {
-  'after Hello': 'O',
-  'after PrepareHandoff': 'O',
-  'inside drain': 'O',
-  'after Drained': 'O',
-  'inside seal': 'O',
-  // O sealed and let the lock go, N never got Begin: N exits, O retakes the lock.
-  'after SealComplete': 'O',
-  // N got Begin: N takes the lock or O retakes it, whoever is first; the other leaves.
-  'after Begin': 'O|N',
-  'inside open': 'N',
-  'after Ready': 'N',
-  'after Commit': 'N',
-};
-
-const CASES: KillCase[] = POINTS.slice(6).map((p): KillCase => ({ victim: 'S', at: p.name, expect: { outcome: 'interrupted', serves: SURVIVOR[p.name]!, load: 'no-failures' } }));
+const CASES: KillCase[] = POINTS.slice(6).map((p): KillCase => ({ victim: 'S', at: p.name, expect: { outcome: 'interrupted', serves: SURVIVOR_OF_S_KILL[p.name]!, load: 'no-failures' } }));
 
 for (const k of CASES) await runCase(t, fig, `SIGKILL S ${k.at}`, (t) => runKill(t, fig, k));
 fig.comment(t, 'SIGKILL of the supervisor, from Begin on');
