@@ -37,6 +37,13 @@ export class Dispatcher {
         rt.task(this.incumbent.seal(channel));
         return;
       case 'Commit':
+        if (this.endedHere(msg.handoff_id) && rt.lock !== undefined && !rt.lock.held) {
+          // We called it off (a silent S) after sealing, but S read the successor's Ready first:
+          // the successor holds the lock and serves, so this is a commit for us too.
+          rt.logger.info({ handoff_id: idToString(msg.handoff_id) }, 'Commit for a handoff called off here while the successor holds the lock: committing');
+          rt.task(this.incumbent.commit());
+          return;
+        }
         checkId(msg.handoff_id, rt.currentId);
         if (phase !== 'sealed') unexpected(msg, phase);
         rt.task(this.incumbent.commit());

@@ -218,6 +218,23 @@ t.test('sealed, the successor holds the lock: exit, and no Abort to S', async (t
   await t.rejects(o.s.next(), /end of stream|closed/, 'nothing but heartbeats before the channel closed');
 });
 
+t.test('sealed, the successor holds the lock, S comes back with Commit while the lock is retried: commit', async (t) => {
+  const w = await world(t);
+  const o = await incumbent(t, w, {}, FAST);
+  const id = newHandoffId();
+  await sealed(o, id);
+  const n = new DataDirLock(w.lockPath);
+  await n.acquire();
+  t.teardown(() => n.release());
+  await pause(o);
+  // S read the successor's Ready before anything the incumbent said about the silence.
+  o.s.speak();
+  o.s.send({ type: 'Commit', handoff_id: id });
+  t.equal(await o.app.waitExit(), 0, 'a clean exit, as after any Commit');
+  t.ok(o.events.includes('committed'), 'it committed');
+  t.ok(n.held, 'the successor kept its lock');
+});
+
 t.test('a successor goes on through silence', async (t) => {
   t.test('beginning: Ready all the same, once healthy and accepting', async (t) => {
     const w = await world(t);
