@@ -59,7 +59,10 @@ t.test('before Begin', async (t) => {
     ['N never says Hello (deadline)', null, 'deadline_exceeded'],
   ] as const) {
     t.test(name, async (t) => {
-      const c = await setup(t, { helloTimeoutMs: 4_000 });
+      // A Ready "before Begin" must arrive before Begin: the incumbent is held in its drain so that
+      // a fast seal on a busy machine cannot get S to Begin before N's Ready is read.
+      const early = name === 'N sends Ready before Begin';
+      const c = await setup(t, { helloTimeoutMs: 4_000, ...(early ? { drainGraceMs: 10_000 } : {}) }, early ? ['--fault', 'slow-drain'] : []);
       const script = { 'N sends Hello with a pid that is not its own': 'wrong-pid', 'N says Abort before Begin': 'abort-before-begin', 'N sends a malformed frame': 'garbage', 'N sends Ready before Begin': 'ready-before-begin', 'N names another handoff id': 'wrong-id', 'N never says Hello (deadline)': 'silent' }[name as string];
       const rec = cmd ? await upgrade(c.s, c.env, [...cmd]) : await c.s.upgrade({ command: process.execPath, args: [RAW_PEER, script ?? 'silent'] });
       t.equal(rec.outcome, 'aborted');
