@@ -177,7 +177,10 @@ export class IncumbentFlow {
       }
       if (this.overtaken()) {
         // The stop may have let the lock go already: never keep one it missed.
-        await rt.releaseLock();
+        if (rt.lock.held) {
+          await rt.releaseLock();
+          rt.logger.info('a lock retaken after the stop was let go');
+        }
         return;
       }
       if (!ok) {

@@ -64,6 +64,8 @@ t.test('a stop while retaking the lock after SealComplete: a lock taken late is 
   t.equal(o.app.exitCode, 0);
   await n.release();
   await o.app.waitLog('a stop came while resuming; not serving again');
+  // The release is asynchronous: wait for its own line, not the decision's.
+  await o.app.waitLog('a lock retaken after the stop was let go');
   t.notOk(isLockHeld(w.lockPath), 'not kept by a process that stopped');
   t.same(o.app.calls, ['open', 'seal', 'close'], 'no resume after close');
 });
