@@ -49,6 +49,10 @@ export interface NotifierOptions {
 /** Longest STATUS= value sent; systemd shows one line in `systemctl status`. */
 const MAX_STATUS_CHARS = 400;
 const SYSTEMD_NOTIFY_TIMEOUT_MS = 10_000;
+/** Notifications kept while systemd's queue is full (STATUS-only ones are replaced first). */
+const MAX_PENDING = 64;
+/** How long close() waits for systemd to read what is pending. */
+const CLOSE_WAIT_MS = 5_000;
 
 /** CLOCK_MONOTONIC in microseconds: what systemd expects in MONOTONIC_USEC=. */
 export function monotonicUsec(): bigint {
@@ -64,9 +68,13 @@ function clean(value: string): string {
 }
 
 interface UnixDgramSocket {
-  send(buf: Buffer, offset: number, length: number, path: string, cb: (err?: Error) => void): void;
+  connect(path: string): void;
+  /** On a connected socket: sends synchronously, then calls back (an Error whose message is `congestion` when the peer's queue is full). */
+  send(buf: Buffer, cb: (err?: Error) => void): void;
   close(): void;
   on(event: 'error', listener: (err: Error) => void): unknown;
+  once(event: 'writable', listener: () => void): unknown;
+  removeAllListeners(event?: string): unknown;
 }
 
 interface UnixDgramModule {
@@ -107,7 +115,8 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env, opts: Notif
   }
   if (mod !== null && socket.startsWith('/')) {
     log?.debug({ socket, transport: 'unix-dgram' }, 'sd_notify enabled');
-    return new NotifierImpl('unix-dgram', (payload) => sendDatagram(mod, socket, payload, log), async () => undefined);
+    const queue = new DatagramQueue(mod, socket, log);
+    return new NotifierImpl('unix-dgram', (payload) => queue.push(payload), () => queue.drained(CLOSE_WAIT_MS));
   }
 
   // systemd-notify, one at a time.
@@ -176,21 +185,126 @@ function withStatus(fields: Array<[string, string]>, status: string | undefined)
   return fields;
 }
 
-/** One datagram from a socket opened for it: no handle stays open to keep S's event loop alive. */
-function sendDatagram(mod: UnixDgramModule, path: string, payload: string, log: Logger | undefined): void {
-  let sock: UnixDgramSocket;
-  try {
-    sock = mod.createSocket('unix_dgram');
-  } catch (err) {
-    log?.warn({ err: (err as Error).message }, 'sd_notify: cannot create a datagram socket');
-    return;
+/**
+ * Datagrams to one NOTIFY_SOCKET, in order. The kernel keeps at most net.unix.max_dgram_qlen
+ * (often 10) unread datagrams per socket; a busy systemd (or a test that reads late) fills that
+ * with a handoff's STATUS lines, and a send then fails with EAGAIN. Dropping there would lose the
+ * READY=1 that ends a reload and leave the unit "reloading" until its timeout, so a full queue is
+ * waited out (the socket polls for writability) and sending resumes in order. While waiting, a
+ * newer STATUS-only datagram replaces an older pending one, which bounds what is kept.
+ * The socket is open only while something is pending: no handle keeps S's event loop alive.
+ */
+class DatagramQueue {
+  private readonly pending: string[] = [];
+  private sock: UnixDgramSocket | null = null;
+  private waiting = false;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly mod: UnixDgramModule,
+    private readonly path: string,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  push(payload: string): void {
+    const last = this.pending[this.pending.length - 1];
+    if (this.waiting && this.pending.length > 1 && last !== undefined && statusOnly(last) && statusOnly(payload)) {
+      this.pending[this.pending.length - 1] = payload; // the first pending one is the one being retried
+    } else {
+      this.pending.push(payload);
+    }
+    if (this.pending.length > MAX_PENDING) {
+      const i = this.pending.findIndex(statusOnly);
+      this.pending.splice(i >= 1 ? i : 1, 1);
+    }
+    if (!this.waiting) this.flush();
   }
-  sock.on('error', (err) => log?.warn({ err: err.message }, 'sd_notify: socket error'));
-  const buf = Buffer.from(payload, 'utf8');
-  // unix-dgram calls back synchronously, so notifications leave in call order.
-  sock.send(buf, 0, buf.length, path, (err) => {
-    if (err) log?.warn({ err: errnoName(err), socket: path }, 'sd_notify: send failed');
-  });
+
+  /** Resolves when nothing is pending, or after `ms` (what is left is dropped). */
+  drained(ms: number): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.log?.warn({ dropped: this.pending.length, socket: this.path }, 'sd_notify: systemd did not read; notifications dropped');
+        this.pending.length = 0;
+        this.closeSocket();
+        this.waiting = false;
+        this.settle();
+      }, ms);
+      this.idle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private flush(): void {
+    while (this.pending.length > 0) {
+      const sock = this.socket();
+      if (sock === null) {
+        this.pending.shift(); // logged by socket(); the next one tries again
+        continue;
+      }
+      const buf = Buffer.from(this.pending[0] ?? '', 'utf8');
+      let result: Error | undefined;
+      sock.send(buf, (err) => {
+        result = err; // called synchronously
+      });
+      if (result?.message === 'congestion') {
+        this.waiting = true;
+        sock.once('writable', () => {
+          this.waiting = false;
+          this.flush();
+        });
+        return;
+      }
+      if (result) this.log?.warn({ err: errnoName(result), socket: this.path }, 'sd_notify: send failed');
+      this.pending.shift();
+    }
+    this.closeSocket();
+    this.settle();
+  }
+
+  private socket(): UnixDgramSocket | null {
+    if (this.sock) return this.sock;
+    let sock: UnixDgramSocket;
+    try {
+      sock = this.mod.createSocket('unix_dgram');
+    } catch (err) {
+      this.log?.warn({ err: (err as Error).message }, 'sd_notify: cannot create a datagram socket');
+      return null;
+    }
+    let failed: Error | undefined;
+    sock.on('error', (err) => {
+      failed = err; // connect reports synchronously
+    });
+    sock.connect(this.path);
+    if (failed) {
+      this.log?.warn({ err: errnoName(failed), socket: this.path }, 'sd_notify: send failed');
+      closeQuietly(sock);
+      return null;
+    }
+    sock.on('error', (err) => this.log?.warn({ err: errnoName(err), socket: this.path }, 'sd_notify: socket error'));
+    this.sock = sock;
+    return sock;
+  }
+
+  private closeSocket(): void {
+    if (this.sock) closeQuietly(this.sock);
+    this.sock = null;
+  }
+
+  private settle(): void {
+    for (const done of this.idle.splice(0)) done();
+  }
+}
+
+function statusOnly(payload: string): boolean {
+  return payload.startsWith('STATUS=') && !payload.includes('\n');
+}
+
+function closeQuietly(sock: UnixDgramSocket): void {
+  sock.removeAllListeners('writable');
   try {
     sock.close();
   } catch {

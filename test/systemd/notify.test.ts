@@ -195,6 +195,72 @@ t.test('bad input and a missing socket', { skip: noUnixDgram }, async (t) => {
   t.same(keep, { NOTIFY_SOCKET: '/x' });
 });
 
+t.test('a full notify queue (systemd not reading) is waited out: READY=1 is never dropped', { skip: noUnixDgram }, async (t) => {
+  // The receiver is another process, stopped with SIGSTOP as a busy PID 1 would be: the kernel keeps
+  // only net.unix.max_dgram_qlen datagrams (often 10) for it; everything else must wait, in order.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-notify-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sockPath = path.join(dir, 'notify.sock');
+  const script = `
+    const dg = require('module').createRequire(${JSON.stringify(path.join(process.cwd(), 'package.json'))})('unix-dgram');
+    const s = dg.createSocket('unix_dgram');
+    s.on('message', (b) => process.stdout.write(JSON.stringify(b.toString('utf8')) + '\\n'));
+    s.bind(process.argv[1]);
+    process.stdout.write('"bound"\\n');`;
+  const child = spawn(process.execPath, ['-e', script, sockPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  });
+  const got: string[] = [];
+  const waiters: Array<() => void> = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      got.push(JSON.parse(buf.slice(0, i)) as string);
+      buf = buf.slice(i + 1);
+    }
+    waiters.splice(0).forEach((w) => w());
+  });
+  const until = (pred: () => boolean): Promise<void> =>
+    new Promise((resolve) => {
+      const check = (): void => (pred() ? resolve() : void waiters.push(check));
+      check();
+    });
+  await until(() => got.includes('bound'));
+  child.kill('SIGSTOP');
+
+  const { logger, records } = captureLogger();
+  const n = createNotifier({ NOTIFY_SOCKET: sockPath }, { logger });
+  const N = 30;
+  for (let i = 0; i < N; i++) {
+    n.status(`step ${i} a`);
+    n.status(`step ${i} b`);
+    n.ready(`serving ${i}`);
+  }
+  n.status('last');
+  const closed = n.close();
+  child.kill('SIGCONT');
+  // Bounded, so that a dropped datagram fails here with what did arrive rather than at tap's timeout.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    until(() => got.includes('STATUS=last')).then(() => closed),
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`STATUS=last never arrived; got ${got.length} datagrams, the last ${JSON.stringify(got.slice(-3))}`)), 60_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+
+  const readies = got.filter((d) => d.startsWith('READY=1'));
+  t.same(readies, Array.from({ length: N }, (_, i) => `READY=1\nSTATUS=serving ${i}`), `all ${N} READY=1 arrived, in order, though only a few fit in the stopped receiver's queue`);
+  t.equal(got[got.length - 1], 'STATUS=last', 'the newest STATUS arrives last');
+  const order = got.filter((d) => d !== 'bound').map((d) => /(?:step|serving) (\d+)/.exec(d)?.[1] ?? 'last');
+  t.same(order, [...order].sort((a, b) => (a === 'last' ? 1 : b === 'last' ? -1 : Number(a) - Number(b))), 'nothing arrives out of order');
+  t.same(records.filter((r) => r.level >= 40), [], 'no send failed');
+});
+
 t.test('a missing systemd-notify turns the fallback off with one error', async (t) => {
   const { logger, records } = captureLogger();
   const n = createNotifier({ NOTIFY_SOCKET: '@x' }, { systemdNotify: '/nonexistent/systemd-notify', logger });
