@@ -11,7 +11,9 @@
  *    client knows not to reuse it, so nothing races);
  *  - a connection that stays idle for `lingerMs` is closed then (a busy client gets a
  *    `Connection: close` response first; a quiet one is not about to send), but never while bytes
- *    of a next request have arrived;
+ *    of a next request have arrived, and not on a timer that fired late (the process was not
+ *    running: a request may wait unread in the socket; the decision is also taken after the poll
+ *    phase has read it);
  *  - whatever is left when the grace ends is destroyed and counted.
  * It is reversible: undrain() returns to plain keep-alive.
  *
@@ -25,6 +27,10 @@ export interface HttpDrainOptions {
   /** How long a connection may stay idle while draining before it is closed (default 250 ms). */
   lingerMs?: number;
 }
+
+/** A linger timer this late means the process was not running: it re-arms instead of closing. */
+const LINGER_STALL_MS = 50;
+const MAX_LINGER_STALLS = 4;
 
 interface ConnState {
   /** Requests received on this connection whose response has not closed yet. */
@@ -147,20 +153,33 @@ export class HttpDrain {
     if (res) this.markClose(res);
   }
 
-  private startLinger(socket: net.Socket, st: ConnState): void {
+  private startLinger(socket: net.Socket, st: ConnState, stalls = 0): void {
     clearTimeout(st.linger);
     st.idleBytes = socket.bytesRead;
+    const armedAt = performance.now();
     st.linger = setTimeout(() => {
       st.linger = undefined;
-      if (!this.drainingFlag || st.active > 0 || socket.destroyed) return;
-      if (socket.bytesRead !== st.idleBytes) {
-        // A request is arriving: it will be answered with Connection: close.
-        this.startLinger(socket, st);
+      // Time this process did not run (GC, a busy machine) is nobody's idleness: the client may
+      // have sent its next request meanwhile, still unread. Re-arm, a bounded number of times.
+      const late = performance.now() - armedAt - this.lingerMs;
+      if (late > LINGER_STALL_MS && stalls < MAX_LINGER_STALLS) {
+        this.startLinger(socket, st, stalls + 1);
         return;
       }
-      socket.destroy();
+      // Timers run before the poll phase: decide after it has read what waited in the socket.
+      setImmediate(() => this.closeIfIdle(socket, st));
     }, this.lingerMs);
     st.linger.unref();
+  }
+
+  private closeIfIdle(socket: net.Socket, st: ConnState): void {
+    if (!this.drainingFlag || st.active > 0 || socket.destroyed || st.linger !== undefined) return;
+    if (socket.bytesRead !== st.idleBytes) {
+      // A request is arriving: it will be answered with Connection: close.
+      this.startLinger(socket, st);
+      return;
+    }
+    socket.destroy();
   }
 
   private checkDone(): void {

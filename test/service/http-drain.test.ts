@@ -146,6 +146,31 @@ t.test('while draining, an idle connection goes after the linger and a busy one 
   t.equal(await within(remaining, 10_000, 'the drain'), 0, 'nothing left open');
 });
 
+t.test('a request sent while the draining process was stalled is answered, not reset by the linger', async (t) => {
+  // The server's loop blocks (a GC pause, a busy machine) right after the client sent its next
+  // request on an idle connection: the linger timer then fires late, before the poll phase reads
+  // that request. Time the process did not run must not count as the client's idleness.
+  const { l, dups } = await listenerWithDups(t, 1);
+  const a = kvServer('A', new Map([['/k', 'v']]));
+  const drain = new HttpDrain(a, { lingerMs: 50 });
+  await listen(a, dups[0]!);
+  t.teardown(() => a.close());
+  const c = await connect(l.port);
+  await tracked(drain, new Set(), 1, 0);
+  let reply = '';
+  c.on('data', (d: Buffer) => (reply += d.toString()));
+  const closed = new Promise((r) => c.once('close', r));
+  net.Server.prototype.close.call(a);
+  const remaining = drain.drain(60_000);
+  c.write('GET /k HTTP/1.1\r\nHost: x\r\n\r\n'); // reaches the kernel now; read only after the stall
+  const until = performance.now() + 300;
+  while (performance.now() < until); // the stall: the loop does not run
+  await within(closed, 10_000, 'the connection to close');
+  t.match(reply, /^HTTP\/1\.1 200/, 'the request was answered');
+  t.match(reply, /connection: close/i, 'with Connection: close');
+  t.equal(await within(remaining, 10_000, 'the drain'), 0, 'nothing left open');
+});
+
 t.test('whatever is still open when the grace ends is destroyed and counted', async (t) => {
   const { l, dups } = await listenerWithDups(t, 1);
   const hold = new Set<http.ServerResponse>();
