@@ -373,7 +373,7 @@ export class Handoff {
       rolled_forward: this.rolledForward,
       revisions_checked: this.revisionsChecked,
       ...(r ? { reason: r.toReason(), reason_kind: r.kind } : {}),
-      ...(this.n.hello ? { build_id: Buffer.from(this.n.hello.build_id).toString('utf8') } : {}),
+      ...(this.n.buildId !== undefined ? { build_id: this.n.buildId } : {}),
       // A successor that died on the way: how, and what it said last (why it could not start).
       ...(this.successorDied ? { successor_exit: this.n.describeExit(), successor_stderr: this.n.stderrTail.get() } : {}),
     };

@@ -203,7 +203,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 
   private recordServing(child: ServiceChild): void {
-    const rec: ServingCommand = { command: child.command, configured: [this.opts.command, ...this.opts.args], build_id: buildIdOf(child), at: new Date().toISOString() };
+    const rec: ServingCommand = { command: child.command, configured: [this.opts.command, ...this.opts.args], build_id: child.buildId ?? '', at: new Date().toISOString() };
     const prev = this.serving;
     this.serving = rec;
     if (prev && sameCommand(prev.command, rec.command) && sameCommand(prev.configured, rec.configured) && prev.build_id === rec.build_id) return;
@@ -385,7 +385,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       else this.refuse(child, m);
       return;
     }
-    if (m.type === 'Hello' && child === this.incumbent && child.hello === undefined) {
+    if (m.type === 'Hello' && child === this.incumbent && !child.acked) {
       this.acceptIncumbent(child, m);
       return;
     }
@@ -417,7 +417,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     const chosen = negotiateVersion(PROTO_MIN, PROTO_MAX, hello.proto_min, hello.proto_max);
     child.channel.send({ type: 'HelloAck', proto_version_chosen: chosen, handoff_id: id });
     child.channel.version = chosen;
-    child.hello = hello;
+    child.accept(hello);
   }
 
   private acceptIncumbent(child: ServiceChild, hello: Hello): void {
@@ -491,7 +491,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   upgrade(req: UpgradeRequest, onEvent?: (e: HandoffEvent) => void): Promise<HandoffRecord> {
     if (this.handoff) return Promise.reject(new ProtocolError('handoff_in_progress', `handoff ${this.handoff.idStr} is in phase ${this.handoff.phase}`));
-    if (this.state !== 'serving' || !this.incumbent?.alive || this.incumbent.hello === undefined) {
+    if (this.state !== 'serving' || !this.incumbent?.alive || !this.incumbent.acked) {
       return Promise.reject(new ProtocolError('incumbent_failed', `no incumbent is serving (supervisor is ${this.state})`));
     }
     if (req.command === undefined) {
@@ -617,10 +617,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   private incumbentInfo(): IncumbentInfo | null {
     const inc = this.incumbent;
-    if (!inc?.hello) return null;
+    if (!inc?.acked) return null;
     return {
       pid: inc.pid,
-      build_id: buildIdOf(inc),
+      build_id: inc.buildId ?? '',
       command: inc.command,
       started_at: inc.startedAt.toISOString(),
       uptime_ms: Date.now() - inc.startedAt.getTime(),
@@ -654,7 +654,3 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 }
 
 export { ExecNotAllowedError };
-
-function buildIdOf(child: ServiceChild): string {
-  return child.hello ? Buffer.from(child.hello.build_id).toString('utf8') : '';
-}
