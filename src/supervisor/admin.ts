@@ -21,7 +21,7 @@
 export { AdminStartError } from './admin/errors.js';
 export { MAX_SOCKET_PATH_BYTES, resolveGroup } from './admin/socket-file.js';
 export { DEFAULT_HISTORY_LIMIT, MAX_BODY_BYTES, MAX_HISTORY_LIMIT, UPGRADE_FIELDS, parseUpgradeBody } from './admin/validate.js';
-export { ROUTES } from './admin/routes.js';
+export { ROUTES, type Route } from './admin/routes.js';
 export {
   HEADERS_TIMEOUT_MS,
   MAX_TIMEOUT_CHECK_MS,

@@ -30,7 +30,7 @@ type RouteSpec<B> =
   | { method: Method; path: string; body: BodySchema<B>; handle(x: Exchange, body: B): void | Promise<void> };
 
 /** A route as served: its body (if it has one) read and checked, then its handler. */
-interface Route {
+export interface Route {
   readonly method: Method;
   readonly path: string;
   serve(x: Exchange): Promise<void>;
@@ -53,7 +53,7 @@ function sendError(res: http.ServerResponse, err: HttpError): void {
 
 // --- the table --------------------------------------------------------------------------------
 
-/** In each path's order of methods, as the Allow header of a 405 lists them. */
+/** Every route of the admin API; a 405's Allow header lists a path's methods in this order. */
 export const ROUTES: readonly Route[] = [
   // The supervisor, its incumbent, listeners, in-flight and last handoff.
   route({ method: 'GET', path: '/v1/status', handle: ({ res, sup }: Exchange) => sendJson(res, 200, sup.status()) }),
