@@ -91,7 +91,8 @@ export class ServiceChild {
   readonly pid: number;
   /** The last lines the process wrote to stderr (stack frames left out). */
   readonly stderrTail = new StderrTail();
-  hello: Hello | undefined;
+  /** Set when S answers the child's Hello: its build id, decoded once. */
+  private acceptedBuildId: string | undefined;
   exitInfo: ChildExit | undefined;
   /** Resolves once the process has been reaped (or never started). */
   readonly exited: Promise<ChildExit>;
@@ -144,7 +145,17 @@ export class ServiceChild {
 
   /** True once the child said Hello and S answered: only then may S send it anything else. */
   get acked(): boolean {
-    return this.hello !== undefined;
+    return this.acceptedBuildId !== undefined;
+  }
+
+  /** The build id its Hello gave (decoded once, as UTF-8), once S answered that Hello. */
+  get buildId(): string | undefined {
+    return this.acceptedBuildId;
+  }
+
+  /** S answered this Hello (HelloAck): the child is a peer from now on. */
+  accept(hello: Hello): void {
+    this.acceptedBuildId = Buffer.from(hello.build_id).toString('utf8');
   }
 
   kill(signal: NodeJS.Signals): void {

@@ -1,86 +1,40 @@
 /**
  * The supervisor (S): owns the listeners for its whole life, keeps one incumbent serving (restarting
- * it with backoff when it dies between handoffs), and runs one handoff at a time through the table
- * in handoff.ts. Everything it learns about a child comes from that child's own socketpair.
+ * it with backoff when it dies between handoffs: restarts.ts), and runs one handoff at a time
+ * (handoff-runner.ts, through the table in handoff.ts). Everything it learns about a child comes from
+ * that child's own socketpair.
  */
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { ProtocolError, type ErrorKind } from '../protocol/errors.js';
-import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { NIL_ID, PROTO_MAX, PROTO_MIN, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
-import { clearLock, isLockHeld, lockOwner } from '../service/lock.js';
+import { clearLock } from '../service/lock.js';
+import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';
 import { ServiceChild, spawnLauncher, type ChildRole, type Launcher } from './child.js';
 import { Clock } from './clock.js';
-import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';
-import { Handoff, LATE_TYPES, incumbentEvent, successorEvent, type HandoffContext } from './handoff.js';
+import type { Handoff } from './handoff.js';
+import { HandoffRunner } from './handoff-runner.js';
 import { bindListeners, inheritedListeners, parseListen, type HeldListener } from './listeners.js';
-import { PhaseHistograms } from './metrics.js';
+import { Restarts, StartLimitError } from './restarts.js';
+import { Serving, reloadOptions } from './serving.js';
 import { StateDir } from './state-dir.js';
-import type {
-  FailureInfo,
-  HandoffEvent,
-  HandoffRecord,
-  HistoryEntry,
-  IncumbentInfo,
-  ReloadableOptions,
-  ServingCommand,
-  SupervisorApi,
-  SupervisorEvents,
-  SupervisorMetrics,
-  SupervisorOptions,
-  SupervisorState,
-  SupervisorStatus,
-  UpgradeRequest,
-} from './types.js';
+import type { HandoffEvent, HandoffRecord, HistoryEntry, IncumbentInfo, SupervisorApi, SupervisorEvents, SupervisorMetrics, SupervisorOptions, SupervisorState, SupervisorStatus, UpgradeRequest } from './types.js';
 
 /** How long a child whose control channel closed may take to be reaped before S calls it a violation. */
 const CLOSED_CHANNEL_GRACE_MS = 1_000;
-
-/** An incumbent must stay up this long before its restart backoff resets. */
-const STABLE_MS = 30_000;
-
-/** The first cold starts failed `startLimit` times in a row: S gives up instead of looping. */
-export class StartLimitError extends Error {
-  override name = 'StartLimitError';
-  constructor(
-    message: string,
-    readonly last: FailureInfo,
-  ) {
-    super(message);
-  }
-}
-
-function sameCommand(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 export class Supervisor extends EventEmitter<SupervisorEvents> implements SupervisorApi {
   state: SupervisorState = 'starting';
   private held: HeldListener[] = [];
   private incumbent: ServiceChild | null = null;
-  private handoff: Handoff | null = null;
-  private waiters: Array<{ resolve: (r: HandoffRecord) => void; onEvent: ((e: HandoffEvent) => void) | undefined }> = [];
   private readonly stateDir: StateDir;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private restartTimer: NodeJS.Timeout | undefined;
-  private restartAttempt = 0;
-  private restarts = 0;
-  /** Incumbent failures in a row with nothing serving in between, and the last one. */
-  private consecutiveFailures = 0;
-  private lastFailure: FailureInfo | null = null;
-  private readonly failureCounts: Partial<Record<ErrorKind, number>> = {};
-  /** Why S itself took an incumbent down (hung, unreachable, no Hello), for its failure record. */
-  private readonly takedowns = new WeakMap<ServiceChild, ProtocolError>();
-  /** What serves, as recorded in the state directory. */
-  private serving: ServingCommand | undefined;
   private readonly clock: Clock;
-  private last: HandoffRecord | null = null;
-  private recovered: HandoffRecord | null = null;
-  private readonly counts = { committed: 0, aborted: 0, interrupted: 0 };
-  private readonly histograms = new PhaseHistograms();
-  /** The id of the handoff that ended last, until the next one starts: see isLate(). */
-  private lastEndedId: HandoffId | null = null;
+  private readonly serving: Serving;
+  private readonly restarts: Restarts;
+  private readonly handoffs: HandoffRunner;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private firstReady = false;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
 
@@ -93,6 +47,29 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     super();
     this.stateDir = new StateDir(opts.stateDir);
     this.clock = new Clock((ms) => this.log.warn({ stalled_ms: ms }, 'the supervisor did not run for a while (stopped or starved); no peer is blamed for that time'));
+    this.serving = new Serving(this.stateDir, log);
+    const shared = { log, clock: this.clock, stateDir: this.stateDir, options: () => this.opts, clearLock: (pid: number) => this.clearLock(pid) };
+    this.restarts = new Restarts({
+      ...shared,
+      state: () => this.state,
+      setState: (s) => (this.state = s),
+      everServed: () => this.firstReady,
+      spawnIncumbent: () => this.spawnIncumbent(),
+      target: () => this.target(),
+      restarting: (info) => this.emit('restart', info),
+      gaveUp: (err) => {
+        for (const w of this.readyWaiters.splice(0)) w.reject(err);
+      },
+    });
+    this.handoffs = new HandoffRunner({
+      ...shared,
+      spawnSuccessor: (command, args) => this.spawn('successor', command, args),
+      ackSuccessor: (successor, hello, id) => this.ack(successor, hello, 'Successor', id),
+      refuse: (child, m) => this.refuse(child, m),
+      began: () => (this.state = 'handoff'),
+      progress: (e) => this.emit('handoff', e),
+      ended: (h, record) => this.handoffEnded(h, record),
+    });
   }
 
   // --- lifecycle ------------------------------------------------------------------------------
@@ -109,11 +86,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.held = inherited ?? (await bindListeners(specs));
     this.log.info({ listeners: this.held.map((l) => ({ name: l.name, address: l.address })) }, 'listeners held');
     // Only now: a start that fails before this (an address in use) leaves the journal for the next.
-    this.recoverJournal();
-    this.serving = this.stateDir.readServing();
+    this.handoffs.recoverJournal();
+    this.serving.load();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.opts.heartbeatMs);
     const ready = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
-    this.coldStart();
+    this.restarts.coldStart();
     return ready;
   }
 
@@ -123,13 +100,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.state = 'stopping';
     this.emit('stopping');
     this.log.info('stopping');
-    clearTimeout(this.restartTimer);
-    if (this.handoff) {
-      const h = this.handoff;
-      const done = new Promise<HandoffRecord>((resolve) => this.waiters.push({ resolve, onEvent: undefined }));
-      h.dispatch({ kind: 'stop', err: new ProtocolError('supervisor_stopping', 'the supervisor is stopping') });
-      await done;
-    }
+    this.restarts.cancel();
+    await this.handoffs.stop();
     const inc = this.incumbent;
     if (inc?.alive) {
       // The library drains on SIGTERM; the grace is the drain grace plus a little slack.
@@ -144,27 +116,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   kill(): void {
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error('supervisor killed before the incumbent served'));
     this.incumbent?.kill('SIGKILL');
-    this.handoff?.n.kill('SIGKILL');
+    this.handoffs.current?.successor.kill('SIGKILL');
     this.shutdown();
   }
 
   private shutdown(): void {
     clearInterval(this.heartbeatTimer);
     this.clock.close();
-    clearTimeout(this.restartTimer);
+    this.restarts.cancel();
     for (const l of this.held) l.close();
     this.held = [];
     this.stateDir.release();
     this.state = 'stopped';
     this.emit('stopped');
-  }
-
-  private recoverJournal(): void {
-    const rec = this.stateDir.recoverInterrupted();
-    if (!rec) return;
-    this.log.warn({ handoff_id: rec.handoff_id, reason: rec.reason }, 'found an interrupted handoff in the journal');
-    this.recovered = rec;
-    this.counts.interrupted++;
   }
 
   // --- children -------------------------------------------------------------------------------
@@ -189,131 +153,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     return child;
   }
 
-  /** The command a cold start or a plain upgrade runs: what last served, unless the configuration changed since. */
-  private target(): string[] {
-    const configured = [this.opts.command, ...this.opts.args];
-    const rec = this.serving;
-    if (!rec || !sameCommand(rec.configured, configured) || sameCommand(rec.command, configured)) return configured;
-    const program = rec.command[0] ?? '';
-    if (!isAllowedExec(program, this.opts.command, this.opts.allowExec)) {
-      this.log.warn({ serving: rec.command }, 'the recorded serving command is no longer allowed (--allow-exec): using the configured one');
-      return configured;
-    }
-    return rec.command;
-  }
-
-  private recordServing(child: ServiceChild): void {
-    const rec: ServingCommand = { command: child.command, configured: [this.opts.command, ...this.opts.args], build_id: buildIdOf(child), at: new Date().toISOString() };
-    const prev = this.serving;
-    this.serving = rec;
-    if (prev && sameCommand(prev.command, rec.command) && sameCommand(prev.configured, rec.configured) && prev.build_id === rec.build_id) return;
-    try {
-      this.stateDir.writeServing(rec);
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'cannot record the serving command in the state directory');
-    }
-  }
-
-  private coldStart(): void {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
-    this.state = this.firstReady ? 'restarting' : 'starting';
+  /** A cold start of what should serve, as the incumbent. */
+  private spawnIncumbent(): ServiceChild {
     const [command, ...args] = this.target();
     const child = this.spawn('cold-start', command ?? this.opts.command, args);
     this.incumbent = child;
-    const timer = this.clock.timer(this.opts.helloTimeoutMs, () => {
-      if (child.acked || !child.alive) return;
-      this.log.error({ pid: child.pid }, `no Hello within ${this.opts.helloTimeoutMs} ms: killing the cold start`);
-      this.takedowns.set(child, new ProtocolError('deadline_exceeded', `the cold start said no Hello within ${this.opts.helloTimeoutMs} ms`));
-      child.kill('SIGKILL');
-    });
-    void child.exited.then(() => timer.cancel());
+    return child;
   }
 
-  /** Why an incumbent (or a cold start) is gone, from what S did to it, the lock, and its exit. */
-  private failureOf(child: ServiceChild): ProtocolError {
-    const taken = this.takedowns.get(child);
-    if (taken) return taken;
-    const spawnError = child.exitInfo?.spawnError;
-    if (spawnError) return new ProtocolError('incumbent_failed', `${child.command[0] ?? ''} could not start (${spawnError})`);
-    const lockPath = this.opts.lockPath;
-    if (!child.acked && lockPath !== undefined && isLockHeld(lockPath)) {
-      const owner = lockOwner(lockPath);
-      if (owner?.pid !== child.pid) {
-        const who = owner ? `pid ${owner.pid}` : 'a process that left no owner record';
-        return new ProtocolError('lock_held', `the data-dir lock ${lockPath} is held by ${who}, not by a process of this supervisor`);
-      }
-    }
-    return new ProtocolError('incumbent_failed', child.acked ? `incumbent ${child.describeExit()}` : `cold start ${child.describeExit()} before Hello`);
-  }
-
-  private noteFailure(child: ServiceChild, reason: ProtocolError): FailureInfo {
-    this.consecutiveFailures++;
-    this.failureCounts[reason.kind] = (this.failureCounts[reason.kind] ?? 0) + 1;
-    const f: FailureInfo = {
-      at: new Date().toISOString(),
-      reason: reason.toReason(),
-      reason_kind: reason.kind,
-      pid: child.pid,
-      exit: child.describeExit(),
-      stderr_tail: child.stderrTail.get(),
-      consecutive: this.consecutiveFailures,
-    };
-    this.lastFailure = f;
-    this.log.error({ child_pid: f.pid, reason: f.reason, exit: f.exit, stderr_tail: f.stderr_tail, consecutive: f.consecutive }, 'incumbent failed');
-    return f;
-  }
-
-  private scheduleRestart(reason: ProtocolError, failed: FailureInfo | null, child: ServiceChild | null, immediate = false): void {
-    if (this.state === 'stopping' || this.state === 'stopped') return;
-    this.state = 'restarting';
-    this.restartAttempt++;
-    const delayMs = immediate ? 0 : Math.min(this.opts.restartInitialMs * 2 ** (this.restartAttempt - 1), this.opts.restartMaxMs);
-    this.restarts++;
-    this.log.warn({ attempt: this.restartAttempt, delay_ms: delayMs, reason: reason.toReason() }, 'incumbent down: restarting');
-    this.stateDir.append({
-      kind: 'restart',
-      at: new Date().toISOString(),
-      reason: reason.toReason(),
-      reason_kind: reason.kind,
-      pid: child?.pid ?? 0,
-      exit: child?.describeExit() ?? 'none',
-      command: child?.command ?? this.target(),
-      stderr_tail: failed?.stderr_tail ?? [],
-      attempt: this.restartAttempt,
-      delay_ms: delayMs,
-    });
-    this.emit('restart', { attempt: this.restartAttempt, delayMs, reason: reason.toReason() });
-    this.restartTimer = setTimeout(() => this.coldStart(), delayMs);
+  /** The command a cold start or a plain upgrade runs. */
+  private target(): string[] {
+    return this.serving.target(this.opts);
   }
 
   private childExited(child: ServiceChild): void {
     this.log.info({ child_pid: child.pid, role: child.role, exit: child.describeExit() }, 'child reaped');
-    const h = this.handoff;
-    if (h && (child === h.o || child === h.n)) {
-      h.dispatch({ kind: child === h.n ? 'n_exit' : 'o_exit' });
-      return;
-    }
+    if (this.handoffs.exited(child)) return;
     if (child !== this.incumbent) return;
     // The incumbent died between handoffs: S reaped it, so its lock can go, then a cold start.
     this.incumbent = null;
-    const reason = this.failureOf(child);
-    this.clearLock(child.pid);
-    const failed = this.noteFailure(child, reason);
-    if (!this.firstReady && this.consecutiveFailures >= this.opts.startLimit) {
-      this.giveUp(failed);
-      return;
-    }
-    if (Date.now() - child.startedAt.getTime() >= STABLE_MS) this.restartAttempt = 0;
-    this.scheduleRestart(reason, failed, child);
-  }
-
-  /** Nothing ever served and every cold start failed: a setup mistake, reported rather than retried forever. */
-  private giveUp(last: FailureInfo): void {
-    const msg = `the service failed ${last.consecutive} times in a row before it ever served (--start-limit ${this.opts.startLimit}); last: ${last.reason}`;
-    this.log.fatal({ reason: last.reason, exit: last.exit, stderr_tail: last.stderr_tail }, msg);
-    this.state = 'stopped';
-    const err = new StartLimitError(msg, last);
-    for (const w of this.readyWaiters.splice(0)) w.reject(err);
+    this.restarts.incumbentDied(child);
   }
 
   private channelClosed(child: ServiceChild, err: ProtocolError): void {
@@ -334,75 +193,29 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   /** A child broke the protocol: a handoff party goes through the table; an incumbent at rest is retired. */
   private violation(child: ServiceChild, err: ProtocolError): void {
     this.log.warn({ child_pid: child.pid, kind: err.kind, detail: err.detail }, 'protocol violation');
-    const h = this.handoff;
-    if (h && (child === h.o || child === h.n)) {
-      h.dispatch({ kind: child === h.n ? 'n_violation' : 'o_violation', err });
-      return;
-    }
+    if (this.handoffs.violated(child, err)) return;
     if (child === this.incumbent) {
-      this.retireUnreachable(child, err);
+      this.restarts.retireUnreachable(child, err);
       return;
     }
     child.kill('SIGKILL');
-  }
-
-  /**
-   * An incumbent S can no longer talk to still serves: it is stopped gently (SIGTERM: the library
-   * drains, closes and lets the lock go) rather than killed, and a cold start follows its exit.
-   */
-  private retireUnreachable(child: ServiceChild, err: ProtocolError): void {
-    if (this.takedowns.has(child)) return;
-    this.takedowns.set(child, err);
-    this.log.error({ child_pid: child.pid, reason: err.toReason() }, 'S cannot drive the incumbent any more: stopping it gracefully, then a cold start');
-    child.kill('SIGTERM');
-    void child.retire(this.opts.drainGraceMs + 1000, this.opts.killAfterMs);
   }
 
   // --- messages -------------------------------------------------------------------------------
 
   private route(child: ServiceChild, m: Message): void {
     if (m.type === 'Heartbeat') return;
-    const h = this.handoff;
-    const isN = h !== null && child === h.n;
-    const isO = h !== null && child === h.o;
-    if ((isN || isO) && m.type !== 'Hello') {
-      const id = messageHandoffId(m);
-      if (id !== undefined && !idEquals(id, h.id)) {
-        // Failing the channel closes it, and channelClosed reports the violation.
-        child.channel.fail(new ProtocolError('handoff_id_mismatch', `${m.type} names another handoff`));
-        return;
-      }
-    }
-    if (isN) {
-      const ev = successorEvent(m);
-      if (ev) h.dispatch(ev);
-      else this.refuse(child, m);
-      return;
-    }
-    if (isO) {
-      const ev = incumbentEvent(m);
-      if (ev) h.dispatch(ev);
-      else this.refuse(child, m);
-      return;
-    }
-    if (m.type === 'Hello' && child === this.incumbent && child.hello === undefined) {
+    if (this.handoffs.route(child, m)) return;
+    if (m.type === 'Hello' && child === this.incumbent && !child.acked) {
       this.acceptIncumbent(child, m);
       return;
     }
-    if (this.isLate(child, m)) {
+    if (child === this.incumbent && this.handoffs.isLate(m)) {
       // It crossed S's Abort on the wire: the incumbent did nothing wrong.
       this.log.debug({ pid: child.pid, type: m.type }, 'late message of an ended handoff ignored');
       return;
     }
     this.refuse(child, m);
-  }
-
-  /** A message the incumbent may still send for the handoff that just ended (Drained has no id). */
-  private isLate(child: ServiceChild, m: Message): boolean {
-    const ended = this.lastEndedId;
-    if (ended === null || child !== this.incumbent || !LATE_TYPES.has(m.type)) return false;
-    const id = messageHandoffId(m);
-    return id === undefined || idEquals(id, ended);
   }
 
   private refuse(child: ServiceChild, m: Message): void {
@@ -417,7 +230,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     const chosen = negotiateVersion(PROTO_MIN, PROTO_MAX, hello.proto_min, hello.proto_max);
     child.channel.send({ type: 'HelloAck', proto_version_chosen: chosen, handoff_id: id });
     child.channel.version = chosen;
-    child.hello = hello;
+    child.accept(hello);
   }
 
   private acceptIncumbent(child: ServiceChild, hello: Hello): void {
@@ -429,8 +242,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       return;
     }
     this.state = 'serving';
-    this.consecutiveFailures = 0;
-    this.recordServing(child);
+    this.restarts.served();
+    this.serving.record(child, this.opts);
     const info = this.incumbentInfo();
     this.log.info({ child_pid: child.pid, build_id: info?.build_id, command: child.command }, 'incumbent serving');
     if (!this.firstReady && info) {
@@ -440,13 +253,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     }
   }
 
+  // --- heartbeats -----------------------------------------------------------------------------
+
   /** The live processes S has acknowledged: nothing but HelloAck may reach a peer before that. */
   private peers(): ServiceChild[] {
-    const h = this.handoff;
     const peers = new Set<ServiceChild>();
     if (this.incumbent) peers.add(this.incumbent);
-    if (h?.o) peers.add(h.o);
-    if (h) peers.add(h.n);
+    for (const p of this.handoffs.parties()) peers.add(p);
     return [...peers].filter((p) => p.alive && p.acked);
   }
 
@@ -459,20 +272,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
 
   /** A peer silent (in S's running time) past the timeout: killed, and the reason remembered. */
   private judgeSilence(): void {
-    const h = this.handoff;
     for (const p of this.peers()) {
       const silentMs = this.clock.silentFor(p.channel.lastReceived);
       if (silentMs <= this.opts.heartbeatTimeoutMs) continue;
-      if (h && h.phase !== 'done' && (p === h.n || p === h.o)) {
-        const side = p === h.n ? 'N' : 'O';
-        this.log.error({ child_pid: p.pid, silent_ms: Math.round(silentMs), side }, 'peer silent: killing it');
-        h.killedForSilence ??= side;
-        p.kill('SIGKILL');
-      } else if (p === this.incumbent && !this.takedowns.has(p)) {
+      if (this.handoffs.killSilent(p, silentMs)) continue;
+      if (p === this.incumbent && !this.restarts.takenDown(p)) {
         // systemd's WatchdogSec, for the incumbent at rest: a hung process serves nobody.
         this.log.error({ child_pid: p.pid, silent_ms: Math.round(silentMs) }, 'incumbent silent at rest: killing it and starting a fresh one');
-        this.takedowns.set(p, new ProtocolError('incumbent_hung', `no heartbeat from the incumbent for ${Math.round(silentMs)} ms`));
-        p.kill('SIGKILL');
+        this.restarts.killHung(p, silentMs);
       }
     }
   }
@@ -487,16 +294,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     else if (r.why === 'not-owner') this.log.warn({ reaped: reapedPid, holder: r.holderPid ?? null, lock: this.opts.lockPath }, 'the lock is not the reaped process’s: left alone');
   }
 
-  // --- the API --------------------------------------------------------------------------------
+  // --- handoffs -------------------------------------------------------------------------------
 
   upgrade(req: UpgradeRequest, onEvent?: (e: HandoffEvent) => void): Promise<HandoffRecord> {
-    if (this.handoff) return Promise.reject(new ProtocolError('handoff_in_progress', `handoff ${this.handoff.idStr} is in phase ${this.handoff.phase}`));
-    if (this.state !== 'serving' || !this.incumbent?.alive || this.incumbent.hello === undefined) {
+    const inflight = this.handoffs.current;
+    if (inflight) return Promise.reject(new ProtocolError('handoff_in_progress', `handoff ${inflight.idStr} is in phase ${inflight.phase}`));
+    const incumbent = this.incumbent;
+    if (this.state !== 'serving' || !incumbent?.alive || !incumbent.acked) {
       return Promise.reject(new ProtocolError('incumbent_failed', `no incumbent is serving (supervisor is ${this.state})`));
     }
     if (req.command === undefined) {
       try {
-        this.reload();
+        this.opts = reloadOptions(this.opts, this.log);
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
@@ -507,120 +316,38 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (req.command !== undefined && !isAllowedExec(req.command, this.opts.command, this.opts.allowExec)) {
       return Promise.reject(new ExecNotAllowedError(req.command));
     }
-    const id = newHandoffId();
-    this.lastEndedId = null;
-    const o = this.incumbent;
-    const n = this.spawn('successor', command, args);
-    // From its first byte N is part of this handoff: any violation of its gets an Abort naming it.
-    n.channel.handoffId = id;
-    const ctx = this.handoffContext(req);
-    const h = new Handoff(id, o, n, [command, ...args], ctx);
-    this.handoff = h;
-    this.state = 'handoff';
-    const promise = new Promise<HandoffRecord>((resolve) => this.waiters.push({ resolve, onEvent }));
-    this.log.info({ handoff_id: h.idStr, phase: 'spawn', incumbent: o.pid, successor: n.pid, command: [command, ...args] }, 'handoff started');
-    ctx.journal('hello');
-    ctx.emit(h.event('spawn', { detail: `successor pid ${n.pid}` }));
-    ctx.emit(h.event('hello'));
-    return promise;
+    return this.handoffs.launch({ incumbent, command, args, req, onEvent });
   }
 
-
-
-  /** Re-reads the configuration (when S was given a way to): a changed command is the next target. */
-  private reload(): void {
-    if (!this.opts.reload) return;
-    const next: ReloadableOptions = this.opts.reload();
-    const before = [this.opts.command, ...this.opts.args];
-    this.opts = { ...this.opts, command: next.command, args: next.args, allowExec: next.allowExec };
-    if (!sameCommand(before, [next.command, ...next.args])) this.log.info({ previous: before, configured: [next.command, ...next.args] }, 'configuration reloaded: the configured command changed');
-  }
-
-  private handoffContext(req: UpgradeRequest): HandoffContext {
-    const o = this.opts;
-    let h: Handoff | undefined;
-    const ctx: HandoffContext = {
-      deadlineMs: req.deadlineMs ?? o.deadlineMs,
-      drainGraceMs: req.drainGraceMs ?? o.drainGraceMs,
-      helloTimeoutMs: o.helloTimeoutMs,
-      exitTimeoutMs: o.exitTimeoutMs,
-      killAfterMs: o.killAfterMs,
-      ackSuccessor: (n, hello, id) => this.ack(n, hello, 'Successor', id),
-      lockHeld: () => o.lockPath !== undefined && isLockHeld(o.lockPath),
-      timer: (ms, fn) => this.clock.timer(ms, fn),
-      clearLock: (pid) => this.clearLock(pid),
-      emit: (e) => {
-        for (const w of this.waiters) w.onEvent?.(e);
-        this.emit('handoff', e);
-      },
-      journal: (phase) => {
-        h ??= this.handoff ?? undefined;
-        if (!h) return;
-        this.stateDir.writeJournal({
-          handoff_id: h.idStr,
-          phase,
-          incumbent_pid: h.o?.pid ?? null,
-          successor_pid: h.n.pid || null,
-          started_at: h.startedAt.toISOString(),
-          command: h.command,
-          supervisor_pid: process.pid,
-        });
-      },
-      log: (level, msg, extra) => {
-        h ??= this.handoff ?? undefined;
-        this.log[level]({ handoff_id: h?.idStr, phase: h?.phase, ...extra }, msg);
-      },
-      done: (handoff, record) => this.handoffDone(handoff, record),
-    };
-    return ctx;
-  }
-
-  private handoffDone(h: Handoff, record: HandoffRecord): void {
-    this.handoff = null;
-    this.lastEndedId = h.id;
-    // Over: a later violation by either process is not this handoff's, and no Abort may name it.
-    h.n.channel.handoffId = undefined;
-    if (h.o) h.o.channel.handoffId = undefined;
-    this.stateDir.append(record);
-    this.stateDir.clearJournal();
-    this.last = record;
-    this.counts[record.outcome]++;
-    for (const p of record.phases) this.histograms.observe(p.phase, p.ms);
-    this.log.info({ handoff_id: record.handoff_id, phase: 'done', outcome: record.outcome, reason: record.reason, phases: record.phases, total_ms: record.total_ms }, `handoff ${record.outcome}`);
+  /** A handoff ended: the successor serves if it committed; with no live incumbent, a cold start at once. */
+  private handoffEnded(h: Handoff, record: HandoffRecord): void {
     if (record.outcome === 'committed') {
-      this.incumbent = h.n;
-      this.restartAttempt = 0;
-      if (h.n.alive) this.recordServing(h.n);
+      this.incumbent = h.successor;
+      this.restarts.resetBackoff();
+      if (h.successor.alive) this.serving.record(h.successor, this.opts);
     }
     const inc = this.incumbent;
-    if (this.state !== 'stopping') {
-      if (inc?.alive) this.state = 'serving';
-      else {
-        // The serving process died during the handoff (or right after Commit): a cold start at
-        // once, while connections wait in the kernel's queue; no backoff for a first failure.
-        this.incumbent = null;
-        const reason = inc ? this.failureOf(inc) : new ProtocolError('incumbent_failed', 'no incumbent after the handoff');
-        if (inc) this.clearLock(inc.pid);
-        const failed = inc ? this.noteFailure(inc, reason) : null;
-        this.scheduleRestart(reason, failed, inc, true);
-      }
+    if (this.state === 'stopping') return;
+    if (inc?.alive) {
+      this.state = 'serving';
+      return;
     }
-    for (const w of this.waiters.splice(0)) w.resolve(record);
+    this.incumbent = null;
+    this.restarts.lostInHandoff(inc);
   }
 
   abort(reason: string): boolean {
-    const h = this.handoff;
-    if (!h || h.phase === 'commit' || h.phase === 'rollback' || h.phase === 'done') return false;
-    h.dispatch({ kind: 'operator_abort', reason });
-    return true;
+    return this.handoffs.abort(reason);
   }
+
+  // --- what S shows ---------------------------------------------------------------------------
 
   private incumbentInfo(): IncumbentInfo | null {
     const inc = this.incumbent;
-    if (!inc?.hello) return null;
+    if (!inc?.acked) return null;
     return {
       pid: inc.pid,
-      build_id: buildIdOf(inc),
+      build_id: inc.buildId ?? '',
       command: inc.command,
       started_at: inc.startedAt.toISOString(),
       uptime_ms: Date.now() - inc.startedAt.getTime(),
@@ -628,19 +355,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 
   status(): SupervisorStatus {
-    const h = this.handoff;
     return {
       pid: process.pid,
       state: this.state,
       incumbent: this.incumbentInfo(),
       listeners: this.held.map((l) => ({ name: l.name, address: l.address })),
-      inflight: h
-        ? { handoff_id: h.idStr, phase: h.phase === 'done' ? 'done' : h.phase, started_at: h.startedAt.toISOString(), successor_pid: h.n.pid || null, elapsed_ms: Date.now() - h.startedAt.getTime() }
-        : null,
-      last: this.last,
-      incumbent_restarts: this.restarts,
-      last_failure: this.lastFailure,
-      recovered: this.recovered,
+      inflight: this.handoffs.inflight(),
+      last: this.handoffs.last,
+      incumbent_restarts: this.restarts.count,
+      last_failure: this.restarts.lastFailure,
+      recovered: this.handoffs.recovered,
     };
   }
 
@@ -649,12 +373,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 
   metrics(): SupervisorMetrics {
-    return { handoffs: { ...this.counts }, phaseHistograms: this.histograms.snapshot(), incumbentRestarts: this.restarts, incumbentFailures: { ...this.failureCounts }, phase: this.handoff && this.handoff.phase !== 'done' ? this.handoff.phase : null };
+    const h = this.handoffs;
+    return { handoffs: h.outcomes(), phaseHistograms: h.phaseHistograms(), incumbentRestarts: this.restarts.count, incumbentFailures: this.restarts.failuresByKind(), phase: h.phase() };
   }
 }
 
-export { ExecNotAllowedError };
-
-function buildIdOf(child: ServiceChild): string {
-  return child.hello ? Buffer.from(child.hello.build_id).toString('utf8') : '';
-}
+export { ExecNotAllowedError, StartLimitError };

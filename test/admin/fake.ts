@@ -4,6 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import type { HandoffEvent, HandoffRecord, SupervisorApi, SupervisorMetrics, SupervisorStatus, UpgradeRequest } from '../../src/supervisor/types.js';
+import { ExecNotAllowedError } from '../../src/supervisor/allowlist.js';
 import { PhaseHistograms } from '../../src/supervisor/metrics.js';
 
 export function record(over: Partial<HandoffRecord> = {}): HandoffRecord {
@@ -33,8 +34,12 @@ export function event(phase: HandoffEvent['phase'], over: Partial<HandoffEvent> 
   return { handoff_id: '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0', phase, at: '2026-01-01T00:00:00.000Z', elapsed_ms: 0, ...over };
 }
 
-export class NotAllowed extends Error {
-  override name = 'ExecNotAllowedError';
+/** upgrade()'s refusal of a command outside the allowlist (the server knows it by its class), with the given message. */
+export class NotAllowed extends ExecNotAllowedError {
+  constructor(message: string) {
+    super('');
+    this.message = message;
+  }
 }
 
 /** What the fake does on upgrade: emit these events (one per tick), then settle. */
