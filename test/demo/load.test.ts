@@ -59,9 +59,10 @@ function opts(port: number, over: Partial<LoadOptions> = {}): LoadOptions {
   return { port, keepAliveClients: 3, newConnectionClients: 1, intervalMs: 5, maxRequests: 200, keysPerClient: 4, putRatio: 0.5, timeoutMs: 2_000, ...over };
 }
 
-async function runFor(lg: LoadGenerator, ms: number): ReturnType<LoadGenerator['stop']> {
+/** Runs the load until `n` requests completed (Infinity: until the clients end at the cap). */
+async function runUntil(lg: LoadGenerator, n: number): ReturnType<LoadGenerator['stop']> {
   lg.start();
-  await new Promise((r) => setTimeout(r, ms));
+  await lg.completed(n);
   return lg.stop();
 }
 
@@ -69,7 +70,7 @@ t.test('a correct server: no failures, every write read back, keep-alive connect
   const s = await kvServer(() => 'ok');
   t.teardown(s.close);
   const lg = new LoadGenerator(opts(s.port));
-  const r = await runFor(lg, 300);
+  const r = await runUntil(lg, 40);
   t.equal(r.failures.length, 0, JSON.stringify(r.failures.slice(0, 3)));
   t.equal(r.refused, 0);
   t.ok(r.requests > 20, `${r.requests} requests`);
@@ -88,7 +89,7 @@ t.test('the request cap stops the load by itself', async (t) => {
   const s = await kvServer(() => 'ok');
   t.teardown(s.close);
   const lg = new LoadGenerator(opts(s.port, { maxRequests: 10, intervalMs: 1 }));
-  const r = await runFor(lg, 200);
+  const r = await runUntil(lg, Infinity);
   t.ok(r.capped);
   t.ok(r.requests >= 10 && r.requests <= 10 + 4, `${r.requests} requests`);
 });
@@ -98,7 +99,7 @@ t.test('a server that forgets writes: lost writes during the load and in the rea
   const s = await kvServer(() => mode);
   t.teardown(s.close);
   const lg = new LoadGenerator(opts(s.port, { putRatio: 1 }));
-  await runFor(lg, 100);
+  await runUntil(lg, 10);
   s.store.clear();
   mode = 'forget';
   const v = await lg.verify();
@@ -114,9 +115,9 @@ t.test('stale reads and lost writes are failures of the GETs that see them', asy
   t.teardown(s.close);
   const lg = new LoadGenerator(opts(s.port, { keysPerClient: 1, putRatio: 0.5 }));
   lg.start();
-  await new Promise((r) => setTimeout(r, 100));
+  await lg.completed(10);
   mode = 'stale';
-  await new Promise((r) => setTimeout(r, 100));
+  await lg.completed(30);
   const r = await lg.stop();
   t.ok(r.failures.some((f) => f.kind === 'stale read' && f.method === 'GET'), JSON.stringify(r.failures.slice(0, 2)));
   const v = await lg.verify();
@@ -133,7 +134,7 @@ t.test('5xx answers, resets and timeouts are failures; a closed port is refused'
     const s = await kvServer(() => mode);
     // Only the hang needs a short timeout; elsewhere a busy machine must not turn an answer into one.
     const lg = new LoadGenerator(opts(s.port, { timeoutMs: mode === 'hang' ? 100 : 10_000, maxRequests: 8 }));
-    const r = await runFor(lg, 150);
+    const r = await runUntil(lg, Infinity);
     await s.close();
     t.ok(r.failures.length > 0, mode);
     t.ok(
@@ -146,7 +147,7 @@ t.test('5xx answers, resets and timeouts are failures; a closed port is refused'
   const port = s.port;
   await s.close();
   const lg = new LoadGenerator(opts(port, { maxRequests: 8 }));
-  const r = await runFor(lg, 100);
+  const r = await runUntil(lg, Infinity);
   t.ok(r.refused > 0);
   t.equal(r.refused, r.failures.length);
   t.ok(r.failures.every((f) => f.kind === 'ECONNREFUSED'));

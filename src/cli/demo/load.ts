@@ -185,6 +185,7 @@ export class LoadGenerator {
   private capped = false;
   private stopping = false;
   private wake: Array<() => void> = [];
+  private waiters: Array<{ n: number; resolve: () => void }> = [];
   private loops: Array<Promise<void>> = [];
   private t0 = 0;
   private stoppedAt = 0;
@@ -209,6 +210,7 @@ export class LoadGenerator {
       this.loops.push(this.client(`ka${i}`, agent));
     }
     for (let i = 0; i < this.o.newConnectionClients; i++) this.loops.push(this.client(`nc${i}`, false));
+    void Promise.all(this.loops).then(() => this.settle(true));
   }
 
   /** Stops sending, waits for the requests in flight, and returns what was recorded. */
@@ -274,6 +276,26 @@ export class LoadGenerator {
 
   private record(start: number, ok: boolean): void {
     this.samples.push({ start: start - this.t0, end: this.now(), ok });
+    this.settle();
+  }
+
+  /**
+   * Resolves once `n` requests have completed (answered or failed), or once every client has
+   * ended (stopped, or at the request cap): a caller waits on progress, not on a clock.
+   */
+  completed(n: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push({ n, resolve });
+      this.settle();
+    });
+  }
+
+  private settle(ended = false): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (!ended && this.samples.length < w.n) return true;
+      w.resolve();
+      return false;
+    });
   }
 
   private fail(client: string, method: RequestMethod, key: string, start: number, kind: string, detail: string, reusedSocket: boolean): void {
