@@ -11,6 +11,7 @@ import type { EventEmitter } from 'node:events';
 import type { Duplex, Readable } from 'node:stream';
 import { Channel } from '../protocol/channel.js';
 import type { Hello } from '../protocol/messages.js';
+import type { Timer } from './clock.js';
 import { StderrTail } from './stderr-tail.js';
 
 export type ChildRole = 'cold-start' | 'successor';
@@ -81,6 +82,20 @@ export const spawnLauncher: Launcher = (spec) => {
   return { proc, control: proc.stdio[3 + spec.listeners.length] as Duplex, stderr: proc.stderr };
 };
 
+/** A timer whose callback runs after the poll phase that follows it: what waited unread is read first. */
+function afterIo(ms: number, fn: () => void): Timer {
+  let immediate: NodeJS.Immediate | undefined;
+  const timeout = setTimeout(() => {
+    immediate = setImmediate(fn);
+  }, ms);
+  return {
+    cancel: () => {
+      clearTimeout(timeout);
+      if (immediate) clearImmediate(immediate);
+    },
+  };
+}
+
 export class ServiceChild {
   readonly proc: ProcessHandle;
   readonly channel: Channel;
@@ -97,7 +112,11 @@ export class ServiceChild {
   /** Resolves once the process has been reaped (or never started). */
   readonly exited: Promise<ChildExit>;
 
-  constructor(spec: SpawnSpec, launch: Launcher = spawnLauncher) {
+  /**
+   * `timer` bounds the wait for a dead child's last words; S passes its Clock's, which counts only
+   * time S ran and decides after the poll phase (a Ready still unread after a stall must count).
+   */
+  constructor(spec: SpawnSpec, launch: Launcher = spawnLauncher, timer: (ms: number, fn: () => void) => Timer = afterIo) {
     this.role = spec.role;
     this.command = [spec.command, ...spec.args];
     const { proc, control, stderr } = launch(spec);
@@ -124,11 +143,11 @@ export class ServiceChild {
         const finish = (): void => {
           if (ended) return;
           ended = true;
-          clearTimeout(bound);
+          bound.cancel();
           this.exitInfo = info;
           resolve(info);
         };
-        const bound = setTimeout(finish, LAST_WORDS_MS);
+        const bound = timer(LAST_WORDS_MS, finish);
         const pending = [stderr && !stderr.readableEnded && !stderr.destroyed ? new Promise((r) => stderr.once('close', r)) : undefined, this.channel.closed ? undefined : new Promise((r) => this.channel.once('close', r))];
         void Promise.all(pending).then(finish);
       };

@@ -145,7 +145,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       heartbeatMs: this.opts.heartbeatMs,
       heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs,
       drainGraceMs: this.opts.drainGraceMs,
-    }, this.launch);
+    }, this.launch, (ms, fn) => this.clock.timer(ms, fn));
     this.log.info({ pid: child.pid, role, command }, 'spawned');
     child.channel.on('message', (m) => this.route(child, m));
     child.channel.on('close', (err) => this.channelClosed(child, err));
