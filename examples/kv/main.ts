@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-// In your own service: import { createService, SealError } from 'handoff/service';
+// In your own service: import { createService, SealError } from 'handoff-supervisor/service';
 import { HttpDrain, SealError, createService, defaultLogger, type ServiceOptions } from '../../src/service/index.js';
 import { KvStore, SealedError } from './store.js';
 
