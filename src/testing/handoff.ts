@@ -199,7 +199,8 @@ abstract class Stage {
 export class DrainedHandoff extends Stage {
   constructor(
     h: InFlight,
-    readonly drained: MessageOf<'Drained'>,
+    /** The incumbent's Drained. */
+    readonly message: MessageOf<'Drained'>,
   ) {
     super(h);
   }
@@ -214,7 +215,8 @@ export class DrainedHandoff extends Stage {
 export class SealedHandoff extends Stage {
   constructor(
     h: InFlight,
-    readonly sealed: MessageOf<'SealComplete'>,
+    /** The incumbent's SealComplete: its revisions and fingerprint. */
+    readonly message: MessageOf<'SealComplete'>,
   ) {
     super(h);
   }
@@ -229,7 +231,8 @@ export class SealedHandoff extends Stage {
 export class ReadyHandoff extends Stage {
   constructor(
     h: InFlight,
-    readonly ready: MessageOf<'Ready'>,
+    /** The successor's Ready: healthz_ok, listening_on, its revisions. */
+    readonly message: MessageOf<'Ready'>,
   ) {
     super(h);
   }
@@ -239,6 +242,6 @@ export class ReadyHandoff extends Stage {
    * incumbent closes and exits. Resolves with the successor, now the incumbent.
    */
   commit(): Promise<ServiceUnderTest> {
-    return this.h.commit(this.ready);
+    return this.h.commit(this.message);
   }
 }

@@ -82,14 +82,14 @@ t.test('a full handoff: a request queued while nobody accepts is served by the s
   t.equal(acked.size, 20, 'v1 acknowledged every write');
 
   const drained = await sup.handoff(kv('v2'));
-  t.equal(drained.drained.open_conns_remaining, 0, 'nothing left open after the drain');
+  t.equal(drained.message.open_conns_remaining, 0, 'nothing left open after the drain');
   // Nobody accepts from here until v2 does: this request waits in the kernel queue.
   const queued = request(port, 'PUT', 'queued', 'value of queued');
   const sealed = await drained.seal();
-  t.same(sealed.sealed.last_revision_per_shard.reduce((a, b) => a + b, 0n), 20n, 'sealed at 20 writes over both shards');
+  t.same(sealed.message.last_revision_per_shard.reduce((a, b) => a + b, 0n), 20n, 'sealed at 20 writes over both shards');
   const ready = await sealed.begin();
-  t.ok(ready.ready.healthz_ok, 'v2 is healthy');
-  t.same(ready.ready.advertised_revision_per_shard, sealed.sealed.last_revision_per_shard, 'v2 opened what v1 sealed');
+  t.ok(ready.message.healthz_ok, 'v2 is healthy');
+  t.same(ready.message.advertised_revision_per_shard, sealed.message.last_revision_per_shard, 'v2 opened what v1 sealed');
   const v2 = await ready.commit();
   t.equal(sup.incumbent, v2, 'v2 is the incumbent');
   t.equal(v1.exitCode, 0, 'v1 exited 0 after Commit');
@@ -170,7 +170,7 @@ t.test('an unhealthy successor is not committed: it never accepted, the incumben
   const v1 = await sup.coldStart(kv('v1'));
   await write(port, acked, 'before', 5);
   const ready = await (await (await sup.handoff(kv('v2', ['unhealthy']))).seal()).begin();
-  t.equal(ready.ready.healthz_ok, false, 'Ready says unhealthy');
+  t.equal(ready.message.healthz_ok, false, 'Ready says unhealthy');
   t.notOk(ready.successor.events.some((e) => e.event === 'accepting'), 'v2 never accepted');
   await t.rejects(ready.commit(), { name: 'HandoffStepError', kind: 'successor_unhealthy' }, 'commit() refuses as S does');
   t.equal(ready.successor.exitCode, 0, 'v2 rolled back and left');
