@@ -7,7 +7,7 @@
 
 import fs from 'node:fs';
 import { NIL_ID, newHandoffId, type HandoffId } from '../protocol/index.js';
-import { createService, defaultLogger, type ServiceOptions, type StartRole } from '../service/index.js';
+import { createService, defaultLogger, type HandoffService, type ServiceOptions, type StartRole } from '../service/index.js';
 import type { HeldListener } from '../supervisor/listeners.js';
 import { DrainedHandoff, InFlight, type HandoffTiming } from './handoff.js';
 import { ControlLink } from './link.js';
@@ -157,7 +157,7 @@ export class FakeSupervisor {
     const o = this.opts;
     const fds = await serviceFds(this.held);
     const rec = new Recorder(role, this.timing.timeoutMs);
-    let service;
+    let service: HandoffService;
     try {
       service = createService({
         ...rec.instrument(options),
