@@ -1,6 +1,6 @@
 // The kv example without the service library, for the library's throughput cost in
 // `npm run bench:compare`: the same store (dist/examples/kv/store.js), the same request handler
-// (copied from examples/kv/main.ts: keep the two in step), a plain node:http server listening on
+// (copied from examples/kv/service.ts: keep the two in step), a plain node:http server listening on
 // its own. What it lacks is what the library adds: the connection tracking of HttpDrain on every
 // connection and request, the data-dir lock, the logger, signal handling. It stops the way a
 // plain Node service does: server.close() (which, since Node 19, also closes idle keep-alive

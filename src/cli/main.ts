@@ -25,7 +25,7 @@ function packageVersion(): string {
   for (let i = 0; i < 5; i++) {
     try {
       const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'handoff' && typeof pkg.version === 'string') return pkg.version;
+      if (pkg.name === 'handoff-supervisor' && typeof pkg.version === 'string') return pkg.version;
     } catch {
       // Not here: one level up.
     }

@@ -1,9 +1,10 @@
 /**
- * The embeddable service library: what a service links to be handed over by the supervisor.
- * See README.md ("Embedding a service") and examples/kv.
+ * The embeddable service library (`handoff-supervisor/service`): what a service links to be handed
+ * over by the supervisor. Only what a service author uses; a test pins this list
+ * (test/package/exports.test.ts) and README.md ("API") documents each name. See examples/kv.
  */
 
-export { HandoffService, createService, startService } from './service.js';
+export { createService, startService, type HandoffService } from './service.js';
 export {
   SealError,
   type Acceptor,
@@ -15,34 +16,6 @@ export {
   type ServiceOptions,
   type ServicePhase,
 } from './types.js';
-export { HttpDrain, ConnectionTracker, type HttpDrainOptions } from './http-drain.js';
-export {
-  DataDirLock,
-  LockHeldError,
-  checkLockTrace,
-  clearLock,
-  defaultStaleMs,
-  isLockHeld,
-  lockIntervals,
-  parseLockTrace,
-  readLockTrace,
-  traceLockEvent,
-  type DataDirLockOptions,
-  type LockInterval,
-  type LockOverlap,
-  type LockTraceEvent,
-  type LockTraceEventName,
-} from './lock.js';
-export {
-  ContractError,
-  DEFAULT_HEARTBEAT_MS,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  LISTEN_FDS_START,
-  inheritedListeners,
-  readContract,
-  type InheritedListener,
-  type ServiceContract,
-  type StartRole,
-} from './contract.js';
-export { ListenerPool, duplicateFds, type RawHandle } from './fd-dup.js';
+export { HttpDrain, type HttpDrainOptions } from './http-drain.js';
+export { ContractError, type InheritedListener, type ServiceContract, type StartRole } from './contract.js';
 export { defaultLogger, type Logger } from './logger.js';

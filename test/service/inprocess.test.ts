@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { NIL_ID, idEquals, newHandoffId } from '../../src/protocol/index.js';
 import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
-import { HandoffService, SealError, createService, startService, type Acceptor, type ServiceOptions } from '../../src/service/index.js';
+import { SealError, createService, startService, type Acceptor, type ServiceOptions } from '../../src/service/index.js';
+import { HandoffService } from '../../src/service/service.js';
 import { request } from './harness.js';
 import { App, controlPair, drained, incumbent, inherited, sealed, spawnSvc, world } from './inproc.js';
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The directory of the `handoff` package.json above this module (src/ under ts-node, dist/src/ when built). */
+/** The directory of the `handoff-supervisor` package.json above this module (src/ under ts-node, dist/src/ when built). */
 export function packageRoot(from: string = path.dirname(fileURLToPath(import.meta.url))): string {
   let dir = from;
   for (;;) {
@@ -12,7 +12,7 @@ export function packageRoot(from: string = path.dirname(fileURLToPath(import.met
     if (fs.existsSync(pj)) {
       try {
         const name: unknown = (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: unknown }).name;
-        if (name === 'handoff') return dir;
+        if (name === 'handoff-supervisor') return dir;
       } catch {
         // not ours: keep looking
       }
