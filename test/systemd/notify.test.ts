@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
-import { attachNotifier, createNotifier, loadUnixDgram, monotonicUsec, type Notifier } from '../../src/supervisor/notify.js';
+import { createNotifier, loadUnixDgram, monotonicUsec, type Notifier } from '../../src/supervisor/notify.js';
+import { attachNotifier } from '../../src/supervisor/notify-events.js';
 import type { HandoffEvent, SupervisorEvents } from '../../src/supervisor/types.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -75,7 +76,7 @@ function ev(phase: HandoffEvent['phase'], extra: Partial<HandoffEvent> = {}): Ha
 /** Drives a notifier through a supervisor's life with a plain EventEmitter. */
 async function driveLifecycle(t: TapTest, notifier: Notifier, next: (n: number) => Promise<string[]>): Promise<void> {
   const sup = new EventEmitter<SupervisorEvents>();
-  const detach = attachNotifier(sup, notifier);
+  const link = attachNotifier(sup, notifier);
   sup.emit('ready', { pid: 4242, build_id: 'b1', command: ['/bin/true'], started_at: new Date().toISOString(), uptime_ms: 0 });
   const before = monotonicUsec();
   sup.emit('handoff', ev('spawn'));
@@ -85,7 +86,7 @@ async function driveLifecycle(t: TapTest, notifier: Notifier, next: (n: number) 
   sup.emit('restart', { attempt: 1, delayMs: 250, reason: 'incumbent exited with code 1\nsecond line' });
   sup.emit('stopping');
   sup.emit('handoff', ev('done', { outcome: 'aborted', reason: 'supervisor_stopping: stop requested' }));
-  detach();
+  link.detach();
   sup.emit('ready', { pid: 1, build_id: '', command: [], started_at: '', uptime_ms: 0 }); // detached: not sent
   await notifier.close();
   notifier.ready('after close'); // dropped
