@@ -157,7 +157,8 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
         (err: unknown) => {
           const why = err instanceof ProtocolError ? err.toReason() : err instanceof Error ? err.message : String(err);
           log.warn({ reason: why }, 'SIGHUP handoff not started');
-          notifierLink.reloadRefused(why);
+          // STATUS= is readable by every user (systemctl status), and a JSON error quotes the file.
+          notifierLink.reloadRefused(err instanceof ConfigReloadError ? 'configuration not reloaded: invalid (the journal says why)' : why);
         },
       );
     };
