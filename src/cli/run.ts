@@ -1,6 +1,7 @@
 /**
  * `handoff run`: the supervisor process. Wires the Supervisor, the admin API, sd_notify and signals:
- *   SIGHUP          a handoff with the configured command (the outcome is logged)
+ *   SIGHUP          a handoff with the configured command (the outcome is logged); one that
+ *                   cannot start is still answered over sd_notify (Type=notify-reload)
  *   SIGTERM/SIGINT  stop: the incumbent drains and exits within its grace, then exit 0
  *   second SIGINT   kill every child at once, exit 130
  * Logs are pino JSON on stderr; children inherit stdout and stderr.
@@ -11,10 +12,12 @@ import { pino, type Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { AdminStartError, startAdminServer, type AdminServer } from '../supervisor/admin.js';
 import { ListenerError } from '../supervisor/listeners.js';
-import { attachNotifier, createNotifier } from '../supervisor/notify.js';
+import { createNotifier } from '../supervisor/notify.js';
+import { attachNotifier } from '../supervisor/notify-events.js';
 import { StateDirBusyError } from '../supervisor/state-dir.js';
 import { StartLimitError, Supervisor } from '../supervisor/supervisor.js';
-import { ConfigReloadError, type ReloadableOptions, type SupervisorOptions } from '../supervisor/types.js';
+import { ConfigReloadError, type HandoffRecord, type ReloadableOptions, type SupervisorOptions } from '../supervisor/types.js';
+import { startWatchdog } from '../supervisor/watchdog.js';
 import { childEnvironment, type RunSettings } from './config.js';
 import { CliError, EXIT } from './errors.js';
 
@@ -30,8 +33,10 @@ export function createLogger(level: string): Logger {
  */
 export async function runSupervisor(s: RunSettings, stderr: { write(s: string): unknown }, reread?: () => RunSettings): Promise<number> {
   const log = createLogger(s.logLevel);
-  // sd_notify first: it takes NOTIFY_SOCKET out of the environment children inherit.
+  // sd_notify first: it takes NOTIFY_SOCKET (and the watchdog WATCHDOG_USEC, WATCHDOG_PID) out of
+  // the environment children inherit.
   const notifier = createNotifier(process.env, { logger: log.child({ component: 'notify' }) });
+  const watchdog = startWatchdog(process.env, notifier, { logger: log.child({ component: 'watchdog' }) });
   const opts: SupervisorOptions = {
     command: s.command,
     args: s.args,
@@ -76,10 +81,11 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
   try {
     admin = await startAdminServer(sup, { socketPath: s.adminSocket, ...(s.adminGroup !== undefined ? { group: s.adminGroup } : {}), logger: log.child({ component: 'admin' }) });
   } catch (err) {
+    watchdog.stop();
     if (err instanceof AdminStartError) return fail(err.message);
     throw err;
   }
-  const detachNotifier = attachNotifier(sup, notifier);
+  const notifierLink = attachNotifier(sup, notifier);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -91,7 +97,8 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
       finished = true;
       for (const [sig, h] of signals) process.off(sig, h);
       process.off('uncaughtException', onFatal);
-      detachNotifier();
+      watchdog.stop();
+      notifierLink.detach();
       const closing = admin.close();
       if (waitForAdmin) await closing;
       else await Promise.race([closing, new Promise((r) => setTimeout(r, 100))]);
@@ -130,9 +137,18 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
       stop('SIGINT');
     };
     const onHup = (): void => {
-      if (stopping) return;
+      if (stopping) {
+        notifierLink.reloadRefused('the supervisor is stopping');
+        return;
+      }
       log.info({ signal: 'SIGHUP' }, 'SIGHUP: re-reading the configuration, then a handoff to the serving (or newly configured) command');
-      sup.upgrade({}).then(
+      let started: Promise<HandoffRecord>;
+      try {
+        started = sup.upgrade({});
+      } catch (err) {
+        started = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      started.then(
         (r) => {
           const fields = { handoff_id: r.handoff_id, outcome: r.outcome, reason: r.reason, total_ms: r.total_ms };
           if (r.outcome === 'committed') log.info(fields, 'SIGHUP handoff committed');
@@ -141,6 +157,8 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
         (err: unknown) => {
           const why = err instanceof ProtocolError ? err.toReason() : err instanceof Error ? err.message : String(err);
           log.warn({ reason: why }, 'SIGHUP handoff not started');
+          // STATUS= is readable by every user (systemctl status), and a JSON error quotes the file.
+          notifierLink.reloadRefused(err instanceof ConfigReloadError ? 'configuration not reloaded: invalid (the journal says why)' : why);
         },
       );
     };

@@ -1,6 +1,7 @@
 /**
- * sd_notify for `Type=notify` units: S tells systemd when it is ready, when a handoff (a "reload")
- * starts and ends, what it is doing, and when it stops.
+ * sd_notify for `Type=notify` and `Type=notify-reload` units: S tells systemd when it is ready, when
+ * a handoff (a "reload") starts and ends, what it is doing, when it stops, and that it is alive
+ * (`WATCHDOG=1`, from watchdog.ts).
  *
  * The protocol is one AF_UNIX datagram of `VAR=value` lines sent to $NOTIFY_SOCKET. Node has no
  * Unix datagram sockets, so: the optional native module `unix-dgram` sends them from S's own pid
@@ -15,7 +16,6 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import type { HandoffEvent, IncumbentInfo, SupervisorEvents } from './types.js';
 
 export type NotifyTransport = 'none' | 'unix-dgram' | 'systemd-notify';
 
@@ -30,6 +30,8 @@ export interface Notifier {
   status(text: string): void;
   /** `STOPPING=1` (and `STATUS=`). */
   stopping(status?: string): void;
+  /** `WATCHDOG=1`; while one waits in a full queue, more add nothing. */
+  watchdog(): void;
   /** Any assignments, in one datagram. Keys must be `[A-Z_]+`; values lose control characters. */
   notify(fields: ReadonlyArray<readonly [string, string]>): void;
   /** Waits until every queued notification was handed over; later ones are dropped. */
@@ -53,6 +55,8 @@ const SYSTEMD_NOTIFY_TIMEOUT_MS = 10_000;
 const MAX_PENDING = 64;
 /** How long close() waits for systemd to read what is pending. */
 const CLOSE_WAIT_MS = 5_000;
+
+const PING = 'WATCHDOG=1';
 
 /** CLOCK_MONOTONIC in microseconds: what systemd expects in MONOTONIC_USEC=. */
 export function monotonicUsec(): bigint {
@@ -124,11 +128,17 @@ export function createNotifier(env: NodeJS.ProcessEnv = process.env, opts: Notif
   const childEnv: NodeJS.ProcessEnv = { NOTIFY_SOCKET: socket, PATH: env['PATH'] ?? process.env['PATH'] ?? '/usr/bin:/bin' };
   let chain: Promise<void> = Promise.resolve();
   let broken = false;
+  let pingQueued = false;
   log?.debug({ socket, transport: 'systemd-notify', why: mod === null ? 'unix-dgram unavailable' : 'abstract socket' }, 'sd_notify enabled');
   return new NotifierImpl(
     'systemd-notify',
     (payload) => {
+      if (payload === PING) {
+        if (pingQueued) return; // one that has not left yet says it all
+        pingQueued = true;
+      }
       chain = chain.then(async () => {
+        if (payload === PING) pingQueued = false;
         if (broken) return;
         const r = await runSystemdNotify(exe, payload.split('\n'), childEnv);
         if (r === 'missing') {
@@ -174,6 +184,10 @@ class NotifierImpl implements Notifier {
     this.notify(withStatus([['STOPPING', '1']], status));
   }
 
+  watchdog(): void {
+    this.notify([['WATCHDOG', '1']]);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.drain();
@@ -191,7 +205,8 @@ function withStatus(fields: Array<[string, string]>, status: string | undefined)
  * with a handoff's STATUS lines, and a send then fails with EAGAIN. Dropping there would lose the
  * READY=1 that ends a reload and leave the unit "reloading" until its timeout, so a full queue is
  * waited out (the socket polls for writability) and sending resumes in order. While waiting, a
- * newer STATUS-only datagram replaces an older pending one, which bounds what is kept.
+ * newer STATUS-only datagram replaces an older pending one, and a WATCHDOG=1 is not queued twice
+ * (a ping every few seconds would otherwise pile up), which bounds what is kept.
  * The socket is open only while something is pending: no handle keeps S's event loop alive.
  */
 class DatagramQueue {
@@ -207,6 +222,7 @@ class DatagramQueue {
   ) {}
 
   push(payload: string): void {
+    if (payload === PING && this.pending.includes(PING)) return;
     const last = this.pending[this.pending.length - 1];
     if (this.waiting && this.pending.length > 1 && last !== undefined && statusOnly(last) && statusOnly(payload)) {
       this.pending[this.pending.length - 1] = payload; // the first pending one is the one being retried
@@ -339,57 +355,4 @@ function runSystemdNotify(exe: string, args: string[], env: NodeJS.ProcessEnv): 
       else resolve((stderr.trim().split('\n')[0] ?? '') || `exit ${String(code)} ${String(signal)}`);
     });
   });
-}
-
-/** What attachNotifier needs from a Supervisor (an EventEmitter<SupervisorEvents> fits). */
-export interface SupervisorEventSource {
-  on<K extends keyof SupervisorEvents>(event: K, listener: (...args: SupervisorEvents[K]) => void): unknown;
-  off<K extends keyof SupervisorEvents>(event: K, listener: (...args: SupervisorEvents[K]) => void): unknown;
-}
-
-function handoffStatus(e: HandoffEvent): string {
-  const id = e.handoff_id;
-  if (e.phase === 'done') {
-    const how = e.outcome ?? 'ended';
-    return `serving; handoff ${id} ${how} in ${e.elapsed_ms} ms${e.reason ? `: ${e.reason}` : ''}`;
-  }
-  const p = e.progress ? ` (${e.progress.shards_sealed}/${e.progress.shards_total} shards sealed)` : '';
-  return `handoff ${id}: ${e.phase}${p}`;
-}
-
-/**
- * Maps a supervisor's events to notifications: `ready` → READY=1; handoff `spawn` → RELOADING=1 with
- * MONOTONIC_USEC; every handoff phase → STATUS=; handoff `done` → READY=1 (the incumbent, old or
- * new, serves again); `restart` → STATUS=; `stopping` → STOPPING=1, after which READY and RELOADING
- * are no longer sent. Returns a function that detaches the listeners.
- */
-export function attachNotifier(source: SupervisorEventSource, notifier: Notifier): () => void {
-  let stopping = false;
-  const onReady = (info: IncumbentInfo): void => {
-    if (!stopping) notifier.ready(`serving; incumbent pid ${info.pid}`);
-  };
-  const onHandoff = (e: HandoffEvent): void => {
-    const text = handoffStatus(e);
-    if (stopping) notifier.status(text);
-    else if (e.phase === 'spawn') notifier.reloading(text);
-    else if (e.phase === 'done') notifier.ready(text);
-    else notifier.status(text);
-  };
-  const onRestart = (r: { attempt: number; delayMs: number; reason: string }): void => {
-    notifier.status(`restarting the incumbent (attempt ${r.attempt}, in ${r.delayMs} ms): ${r.reason}`);
-  };
-  const onStopping = (): void => {
-    stopping = true;
-    notifier.stopping('stopping: draining the incumbent');
-  };
-  source.on('ready', onReady);
-  source.on('handoff', onHandoff);
-  source.on('restart', onRestart);
-  source.on('stopping', onStopping);
-  return () => {
-    source.off('ready', onReady);
-    source.off('handoff', onHandoff);
-    source.off('restart', onRestart);
-    source.off('stopping', onStopping);
-  };
 }

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import t from 'tap';
-import { attachNotifier, createNotifier, loadUnixDgram, monotonicUsec, type Notifier } from '../../src/supervisor/notify.js';
+import { createNotifier, loadUnixDgram, monotonicUsec, type Notifier } from '../../src/supervisor/notify.js';
+import { attachNotifier } from '../../src/supervisor/notify-events.js';
 import type { HandoffEvent, SupervisorEvents } from '../../src/supervisor/types.js';
 
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -75,7 +76,7 @@ function ev(phase: HandoffEvent['phase'], extra: Partial<HandoffEvent> = {}): Ha
 /** Drives a notifier through a supervisor's life with a plain EventEmitter. */
 async function driveLifecycle(t: TapTest, notifier: Notifier, next: (n: number) => Promise<string[]>): Promise<void> {
   const sup = new EventEmitter<SupervisorEvents>();
-  const detach = attachNotifier(sup, notifier);
+  const link = attachNotifier(sup, notifier);
   sup.emit('ready', { pid: 4242, build_id: 'b1', command: ['/bin/true'], started_at: new Date().toISOString(), uptime_ms: 0 });
   const before = monotonicUsec();
   sup.emit('handoff', ev('spawn'));
@@ -85,7 +86,7 @@ async function driveLifecycle(t: TapTest, notifier: Notifier, next: (n: number) 
   sup.emit('restart', { attempt: 1, delayMs: 250, reason: 'incumbent exited with code 1\nsecond line' });
   sup.emit('stopping');
   sup.emit('handoff', ev('done', { outcome: 'aborted', reason: 'supervisor_stopping: stop requested' }));
-  detach();
+  link.detach();
   sup.emit('ready', { pid: 1, build_id: '', command: [], started_at: '', uptime_ms: 0 }); // detached: not sent
   await notifier.close();
   notifier.ready('after close'); // dropped
@@ -195,9 +196,11 @@ t.test('bad input and a missing socket', { skip: noUnixDgram }, async (t) => {
   t.same(keep, { NOTIFY_SOCKET: '/x' });
 });
 
-t.test('a full notify queue (systemd not reading) is waited out: READY=1 is never dropped', { skip: noUnixDgram }, async (t) => {
-  // The receiver is another process, stopped with SIGSTOP as a busy PID 1 would be: the kernel keeps
-  // only net.unix.max_dgram_qlen datagrams (often 10) for it; everything else must wait, in order.
+/**
+ * A receiver in another process, stopped with SIGSTOP as a busy PID 1 would be: the kernel keeps
+ * only net.unix.max_dgram_qlen datagrams (often 10) for it; a sender must wait for the rest.
+ */
+async function stoppedReceiver(t: TapTest): Promise<{ path: string; got: string[]; until(pred: () => boolean): Promise<void>; resume(): void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-notify-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sockPath = path.join(dir, 'notify.sock');
@@ -232,7 +235,12 @@ t.test('a full notify queue (systemd not reading) is waited out: READY=1 is neve
     });
   await until(() => got.includes('bound'));
   child.kill('SIGSTOP');
+  got.splice(0);
+  return { path: sockPath, got, until, resume: () => void child.kill('SIGCONT') };
+}
 
+t.test('a full notify queue (systemd not reading) is waited out: READY=1 is never dropped', { skip: noUnixDgram }, async (t) => {
+  const { path: sockPath, got, until, resume } = await stoppedReceiver(t);
   const { logger, records } = captureLogger();
   const n = createNotifier({ NOTIFY_SOCKET: sockPath }, { logger });
   const N = 30;
@@ -243,7 +251,7 @@ t.test('a full notify queue (systemd not reading) is waited out: READY=1 is neve
   }
   n.status('last');
   const closed = n.close();
-  child.kill('SIGCONT');
+  resume();
   // Bounded, so that a dropped datagram fails here with what did arrive rather than at tap's timeout.
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
@@ -256,7 +264,7 @@ t.test('a full notify queue (systemd not reading) is waited out: READY=1 is neve
   const readies = got.filter((d) => d.startsWith('READY=1'));
   t.same(readies, Array.from({ length: N }, (_, i) => `READY=1\nSTATUS=serving ${i}`), `all ${N} READY=1 arrived, in order, though only a few fit in the stopped receiver's queue`);
   t.equal(got[got.length - 1], 'STATUS=last', 'the newest STATUS arrives last');
-  const order = got.filter((d) => d !== 'bound').map((d) => /(?:step|serving) (\d+)/.exec(d)?.[1] ?? 'last');
+  const order = got.map((d) => /(?:step|serving) (\d+)/.exec(d)?.[1] ?? 'last');
   t.same(order, [...order].sort((a, b) => (a === 'last' ? 1 : b === 'last' ? -1 : Number(a) - Number(b))), 'nothing arrives out of order');
   t.same(records.filter((r) => r.level >= 40), [], 'no send failed');
 });
@@ -271,4 +279,77 @@ t.test('a missing systemd-notify turns the fallback off with one error', async (
     records.filter((r) => r.level >= 40).map((r) => r.msg),
     ['sd_notify: systemd-notify not found; notifications are off'],
   );
+});
+
+t.test('a reload that started no handoff is still answered: RELOADING=1 (fresh MONOTONIC_USEC), then READY=1', { skip: noUnixDgram }, async (t) => {
+  // Type=notify-reload: after its SIGHUP systemd waits for RELOADING=1 with a MONOTONIC_USEC= taken
+  // after the signal, then READY=1; without an answer the unit stays "reloading" until its timeout.
+  const r = receiver(t);
+  const n = createNotifier({ NOTIFY_SOCKET: r.path });
+  const sup = new EventEmitter<SupervisorEvents>();
+  const link = attachNotifier(sup, n);
+  link.reloadRefused('incumbent_failed: no incumbent is serving (supervisor is starting)');
+  sup.emit('ready', { pid: 7, build_id: 'b', command: ['/bin/true'], started_at: new Date().toISOString(), uptime_ms: 0 });
+  const before = monotonicUsec();
+  link.reloadRefused('configuration not reloaded: bad JSON');
+  const after = monotonicUsec();
+  sup.emit('stopping');
+  link.reloadRefused('the supervisor is stopping');
+  link.detach();
+  link.reloadRefused('after detach');
+  n.status('last');
+  await n.close();
+
+  const got = await r.next(7);
+  t.equal(got[0], 'STATUS=reload not started: incumbent_failed: no incumbent is serving (supervisor is starting)', 'before the first READY=1: STATUS only (a READY=1 would end the start)');
+  t.equal(got[1], 'READY=1\nSTATUS=serving; incumbent pid 7');
+  const m = /^RELOADING=1\nMONOTONIC_USEC=([0-9]+)\nSTATUS=reload not started: configuration not reloaded: bad JSON$/.exec(got[2] ?? '');
+  t.ok(m, `RELOADING=1 with MONOTONIC_USEC and the reason: ${JSON.stringify(got[2])}`);
+  if (m?.[1]) t.ok(BigInt(m[1]) >= before && BigInt(m[1]) <= after, 'MONOTONIC_USEC taken when the refusal was answered (after the signal)');
+  t.equal(got[3], 'READY=1\nSTATUS=reload not started: configuration not reloaded: bad JSON', 'then READY=1, which ends the reload');
+  t.equal(got[4], 'STOPPING=1\nSTATUS=stopping: draining the incumbent');
+  t.equal(got[5], 'STATUS=reload not started: the supervisor is stopping', 'after STOPPING=1: STATUS only');
+  t.equal(got[6], 'STATUS=last', 'nothing once detached');
+});
+
+function maxDgramQlen(): number | null {
+  try {
+    return Number(fs.readFileSync('/proc/sys/net/unix/max_dgram_qlen', 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
+t.test('WATCHDOG=1 waits in a full queue at most once: pings do not pile up', { skip: noUnixDgram || (maxDgramQlen() === null ? 'net.unix.max_dgram_qlen is not readable here' : false) }, async (t) => {
+  const qlen = maxDgramQlen() ?? 10;
+  const { path: sockPath, got, until, resume } = await stoppedReceiver(t);
+  const n = createNotifier({ NOTIFY_SOCKET: sockPath });
+  const N = qlen + 40; // enough to fill the kernel's queue and then some
+  for (let i = 0; i < N; i++) n.watchdog();
+  n.ready('serving');
+  for (let i = 0; i < N; i++) n.watchdog();
+  n.status('last');
+  const closed = n.close();
+  resume();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    until(() => got.includes('STATUS=last')).then(() => closed),
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`STATUS=last never arrived; got ${JSON.stringify(got.slice(-3))}`)), 60_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  const pings = got.filter((d) => d === 'WATCHDOG=1').length;
+  t.ok(pings >= 1 && pings <= qlen + 2, `${pings} of ${2 * N} pings arrived: what the kernel queued (max_dgram_qlen ${qlen}) and one that waited`);
+  t.same(got.filter((d) => d !== 'WATCHDOG=1'), ['READY=1\nSTATUS=serving', 'STATUS=last'], 'everything else arrived, in order');
+});
+
+t.test('systemd-notify fallback: a ping waiting for its turn is not queued again', { skip: noSystemdNotify || noUnixDgram }, async (t) => {
+  const r = receiver(t);
+  const n = createNotifier({ NOTIFY_SOCKET: r.path }, { transport: 'systemd-notify' });
+  for (let i = 0; i < 20; i++) n.watchdog();
+  n.ready('serving');
+  for (let i = 0; i < 20; i++) n.watchdog();
+  n.status('last');
+  await n.close();
+  t.same(await r.next(3), ['WATCHDOG=1', 'READY=1\nSTATUS=serving', 'STATUS=last'], 'one systemd-notify for 40 pings (each would be a process)');
 });

@@ -11,13 +11,21 @@ type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 const UNITS = fileURLToPath(new URL('../../systemd/', import.meta.url));
 const hasAnalyze = spawnSync('sh', ['-c', 'command -v systemd-analyze'], { stdio: 'ignore' }).status === 0;
 const skip = hasAnalyze ? false : 'systemd-analyze is not installed (.ci/run installs systemd)';
+/** systemd's version (`systemd 252 (252.38-1~deb12u1)`); Type=notify-reload came in 253. */
+const systemdVersion = hasAnalyze ? Number(/^systemd ([0-9]+)/.exec(spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' }).stdout)?.[1] ?? NaN) : NaN;
+const DROP_IN = 'handoff@.service.d/notify-reload.conf';
 
-/** The templates copied into a temp dir, where `handoff@test.*` instantiates them (no PID 1 needed). */
-function unitDir(t: TapTest, edit?: (name: string, text: string) => string): string {
+/**
+ * The templates copied into a temp dir, where `handoff@test.*` instantiates them (no PID 1 needed);
+ * with `dropIn`, the notify-reload drop-in too (verify reads `<unit>.d/` next to the unit).
+ */
+function unitDir(t: TapTest, edit?: (name: string, text: string) => string, dropIn = false): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-units-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  for (const name of ['handoff@.service', 'handoff@.socket']) {
+  const names = ['handoff@.service', 'handoff@.socket', ...(dropIn ? [DROP_IN] : [])];
+  for (const name of names) {
     const text = fs.readFileSync(path.join(UNITS, name), 'utf8');
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), edit ? edit(name, text) : text);
   }
   return dir;
@@ -80,6 +88,7 @@ t.test('the service unit keeps the contract with the supervisor', async (t) => {
   const drain = DEFAULT_OPTIONS.drainGraceMs / 1000;
   t.ok(seconds(get(s, 'TimeoutStopSec')) > drain + 1 + DEFAULT_OPTIONS.killAfterMs / 1000, `TimeoutStopSec above the drain grace (${drain} s) and S's own kill`);
   t.ok(seconds(get(s, 'TimeoutStartSec')) > DEFAULT_OPTIONS.deadlineMs / 1000, 'a reload (timed by TimeoutStartSec in systemd 252) outlasts the handoff deadline');
+  t.equal(get(s, 'WatchdogSec'), '30s', 'S pings every 15 s; a stuck S is restarted within 30 s');
   t.equal(get(s, 'NoNewPrivileges'), 'yes');
   t.equal(get(s, 'ProtectSystem'), 'strict');
   t.equal(get(s, 'MemoryDenyWriteExecute'), undefined, "not set: V8's JIT needs writable executable memory");
@@ -99,4 +108,26 @@ t.test('offline security review stays at or below MEDIUM 6.0', { skip }, async (
   });
   const level = /Overall exposure level for handoff@test\.service: ([0-9.]+)/.exec(`${r.stdout}${r.stderr}`)?.[1];
   t.equal(r.status, 0, `exposure ${String(level)} <= 6.0`);
+});
+
+t.test('the notify-reload drop-in: verify reads it, and only systemd 253+ knows its type', { skip }, async (t) => {
+  const r = verify(unitDir(t, undefined, true));
+  t.equal(r.status, 0, 'exit status 0');
+  if (systemdVersion >= 253) {
+    t.equal(r.output, '', `systemd ${systemdVersion}: no warnings`);
+  } else {
+    // 252 ignores the line (the unit would stay Type=notify, with no ExecReload= left): the
+    // README says to install the drop-in on 253 or later only. The warning shows it was read.
+    t.match(r.output, /notify-reload\.conf:[0-9]+: Failed to parse service type, ignoring: notify-reload$/, `systemd ${systemdVersion}: the type is unknown`);
+    t.equal(r.output.split('\n').length, 1, 'and that is the only warning');
+  }
+  const bad = verify(unitDir(t, (name, text) => (name === DROP_IN ? text.replace('[Service]', '[Service]\nBogusKey=1') : text), true));
+  t.match(bad.output, /notify-reload\.conf:[0-9]+: Unknown key 'BogusKey'/, 'control: a bad key in the drop-in is reported, so the drop-in is what was checked');
+});
+
+t.test('the notify-reload drop-in keeps the contract with the supervisor', async (t) => {
+  const d = assignments(DROP_IN);
+  t.equal(get(d, 'Type'), 'notify-reload', 'reload = SIGHUP to S, answered with RELOADING=1 then READY=1');
+  t.same(d.filter(([k]) => k === 'ExecReload'), [['ExecReload', '']], 'ExecReload= emptied: no handoff upgrade racing the SIGHUP handoff');
+  t.ok(['SIGHUP', undefined].includes(get(d, 'ReloadSignal')), 'SIGHUP, the one signal S starts a handoff on');
 });
