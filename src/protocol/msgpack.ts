@@ -35,7 +35,8 @@ export class MsgpackError extends Error {
 
 const MAX_DEPTH = 64;
 const U32 = 0x1_0000_0000;
-const U64_MAX = (1n << 64n) - 1n;
+/** The largest u64 (2^64-1): the wire's u64 range, used by the codec, the schemas and the library. */
+export const U64_MAX = (1n << 64n) - 1n;
 
 // ---------------------------------------------------------------------------------------------
 // Encoder

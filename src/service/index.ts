@@ -32,7 +32,7 @@ export {
   type LockOverlap,
   type LockTraceEvent,
   type LockTraceEventName,
-} from './lock.js';
+} from '../shared/lock.js';
 export {
   ContractError,
   DEFAULT_HEARTBEAT_MS,
@@ -43,6 +43,6 @@ export {
   type InheritedListener,
   type ServiceContract,
   type StartRole,
-} from './contract.js';
+} from '../shared/contract.js';
 export { ListenerPool, duplicateFds, type RawHandle } from './fd-dup.js';
 export { defaultLogger, type Logger } from './logger.js';

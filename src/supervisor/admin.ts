@@ -22,6 +22,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
+import { TIMER_MAX_MS } from '../shared/constants.js';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 import { ConfigReloadError, type HandoffEvent, type HandoffRecord, type SupervisorApi, type UpgradeRequest } from './types.js';
 
@@ -32,7 +33,7 @@ export const DEFAULT_HISTORY_LIMIT = 100;
 export const MAX_HISTORY_LIMIT = 100_000;
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
-const MAX_DURATION_MS = 2_147_483_647;
+const MAX_DURATION_MS = TIMER_MAX_MS;
 const MAX_STRING_BYTES = 4096;
 const MAX_ARGS = 1024;
 

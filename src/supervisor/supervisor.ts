@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ProtocolError, type ErrorKind } from '../protocol/errors.js';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
-import { clearLock, isLockHeld, lockOwner } from '../service/lock.js';
+import { clearLock, isLockHeld, lockOwner } from '../shared/lock.js';
 import { ServiceChild, spawnLauncher, type ChildRole, type Launcher } from './child.js';
 import { Clock } from './clock.js';
 import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';

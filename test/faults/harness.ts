@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { checkLockTrace, readLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace, readLockTrace } from '../../src/shared/lock.js';
 import type { HandoffEvent, HandoffRecord, SupervisorStatus } from '../../src/supervisor/types.js';
 import { lockHolder, type Env } from '../supervisor/harness.js';
 

@@ -6,7 +6,7 @@
 
 import t, { type Test } from 'tap';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
-import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
+import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/shared/lock.js';
 import { Child, prepare, setup, type Ctx, Hammer, bindListener, info, lockHolder, makeLayout, readTrace, request, traceEvents, type Layout, type RawListener } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = [], over: Partial<ConstructorParameters<typeof Child>[0]> = {}): Child {

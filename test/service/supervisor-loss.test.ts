@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap';
 import http from 'node:http';
 import { NIL_ID, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
-import { checkLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace } from '../../src/shared/lock.js';
 import { Child, prepare, setup, type Ctx, info, lockHolder, readTrace, request, within } from './harness.js';
 
 type Over = Partial<ConstructorParameters<typeof Child>[0]>;
