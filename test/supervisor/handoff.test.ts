@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import net from 'node:net';
-import { LoadGenerator } from '../../src/cli/demo/load.js';
+import { LoadGenerator } from '../../src/load/index.js';
 import { checkLockTrace } from '../../src/shared/lock.js';
 import { isRestartRecord, type HandoffRecord } from '../../src/supervisor/types.js';
 import { childPids, info, isAlive, lockHolder, nextEvent, openFds, readTrace, request, serving, upgrade, withSupervisor } from './harness.js';
