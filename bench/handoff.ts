@@ -66,7 +66,7 @@ async function main(): Promise<number> {
       const lg = load;
       run.record = await guard.run(
         host.upgrade({ args: kvArgs(paths, layout, run.build) }, (e) => {
-          if (e.phase !== 'done') run.marks.push({ phase: e.phase as HandoffPhase, at: run.start + e.elapsed_ms });
+          if (e.phase !== 'done') run.marks.push({ phase: e.phase, at: run.start + e.elapsed_ms });
         }),
       );
       run.end = lg.now();

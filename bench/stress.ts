@@ -35,7 +35,6 @@ import type { HostMemory } from '../src/cli/demo/host-protocol.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
 import { Guard, SHARDS, infoBuild, kvArgs, makeLayout, portOf, supervisorOptions } from '../src/cli/demo/setup.js';
 import { INTERVAL_MS, LoadGenerator, PUT_RATIO, fmtMs, loadOptions, placeInTime, splitLatency, summarize, type HandoffRun, type LoadResult, type VerifyResult } from '../src/load/index.js';
-import type { HandoffPhase } from '../src/supervisor/types.js';
 import { childPids, fdCount } from '../test/lib/proc.js';
 import { NO_WRITE, RUN_FLAGS, numberFlag, parseFlags, type RunArgs } from './args.js';
 import { writeSection } from './results-md.js';
@@ -168,7 +167,7 @@ export async function runStress(o: StressOptions): Promise<StressResult> {
       try {
         run.record = await guard.run(
           host.upgrade({ args: kvArgs(paths, layout, run.build) }, (e) => {
-            if (e.phase !== 'done') run.marks.push({ phase: e.phase as HandoffPhase, at: run.start + e.elapsed_ms });
+            if (e.phase !== 'done') run.marks.push({ phase: e.phase, at: run.start + e.elapsed_ms });
           }),
         );
       } catch (err) {

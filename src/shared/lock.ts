@@ -300,7 +300,7 @@ export function readLockTrace(file: string): LockTraceEvent[] {
 
 /** The holding intervals of a trace, in order of start. A dead holder's interval ends at the `clear` naming it. */
 export function lockIntervals(trace: Iterable<string> | LockTraceEvent[]): LockInterval[] {
-  const events = Array.isArray(trace) && (trace.length === 0 || typeof trace[0] !== 'string') ? (trace as LockTraceEvent[]) : parseLockTrace(trace as Iterable<string>);
+  const events = Array.isArray(trace) && (trace.length === 0 || typeof trace[0] !== 'string') ? (trace) : parseLockTrace(trace as Iterable<string>);
   const sorted = events
     .map((e, i) => ({ e, t: BigInt(e.t_ns), i }))
     .sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : a.i - b.i));

@@ -848,7 +848,7 @@ function matches(v: string | undefined, want: string | RegExp): boolean {
 /** The record of a handoff: outcome, reason, roll-forward, as expected. */
 export function checkRecord(t: Test, rec: HandoffRecord | undefined, e: Expect): void {
   if (e.outcome === 'none') return;
-  if (!t.ok(rec, `a history record for the handoff (${e.outcome})`)) return;
+  if (!t.ok(rec, `a history record for the handoff (${String(e.outcome)})`)) return;
   const want = Array.isArray(e.outcome) ? e.outcome : [e.outcome];
   t.ok((want as string[]).includes(rec!.outcome), `outcome ${rec!.outcome}, expected ${want.join(' or ')} (reason ${rec!.reason ?? 'none'})`);
   if (e.reasonKind === null) t.equal(rec!.reason_kind, undefined, `no reason recorded (got ${rec!.reason ?? 'none'})`);

@@ -40,7 +40,7 @@ t.test('three handoffs under load: no failure, no refusal, no lost write', async
 });
 
 t.test('a connection made while no child accepts waits and is served', async (t) => {
-  const { env, s, port } = await withSupervisor(t, { restartInitialMs: 500 });
+  const { s, port } = await withSupervisor(t, { restartInitialMs: 500 });
   const first = await info(port);
   const restart = nextEvent(s, 'restart');
   process.kill(first.pid, 'SIGKILL');

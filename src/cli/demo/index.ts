@@ -12,7 +12,6 @@
 
 import fs from 'node:fs';
 import { INTERVAL_MS, LoadGenerator, PUT_RATIO, loadOptions, type HandoffRun, type LoadOptions, type LoadResult, type VerifyResult } from '../../load/index.js';
-import type { HandoffPhase } from '../../supervisor/types.js';
 import { SupervisorHost } from './host-client.js';
 import { builtPaths } from './paths.js';
 import { buildReport, renderReport, type DemoReport } from './report.js';
@@ -91,7 +90,7 @@ export async function demo(opts: DemoOptions, progress: (line: string) => void =
       try {
         run.record = await guard.run(
           host.upgrade({ args: kvArgs(paths, layout, build) }, (e) => {
-            if (e.phase !== 'done') run.marks.push({ phase: e.phase as HandoffPhase, at: run.start + e.elapsed_ms });
+            if (e.phase !== 'done') run.marks.push({ phase: e.phase, at: run.start + e.elapsed_ms });
           }),
         );
       } catch (err) {
