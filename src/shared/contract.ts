@@ -25,7 +25,7 @@ export interface ServiceContract {
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
   /**
-   * S's drain grace (HANDOFF_DRAIN_GRACE_MS): S kills a stopping child after it (+1 s), so it is
+   * S's drain grace (HANDOFF_DRAIN_GRACE_MS): S escalates against a stopping child after it (+ DRAIN_SLACK_MS), so it is
    * the default drain grace of a stop. Unset when S does not say.
    */
   drainGraceMs: number | undefined;

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { ProtocolError, type ErrorKind } from '../protocol/errors.js';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
+import { DRAIN_SLACK_MS } from '../shared/constants.js';
 import { clearLock, isLockHeld, lockOwner } from '../shared/lock.js';
 import { ServiceChild, spawnLauncher, type ChildRole, type Launcher } from './child.js';
 import { Clock } from './clock.js';
@@ -38,7 +39,7 @@ import type {
 const CLOSED_CHANNEL_GRACE_MS = 1_000;
 
 /** An incumbent must stay up this long before its restart backoff resets. */
-const STABLE_MS = 30_000;
+export const STABLE_MS = 30_000;
 
 /** The first cold starts failed `startLimit` times in a row: S gives up instead of looping. */
 export class StartLimitError extends Error {
@@ -134,7 +135,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (inc?.alive) {
       // The library drains on SIGTERM; the grace is the drain grace plus a little slack.
       inc.kill('SIGTERM');
-      await inc.retire(this.opts.drainGraceMs + 1000, this.opts.killAfterMs);
+      await inc.retire(this.opts.drainGraceMs + DRAIN_SLACK_MS, this.opts.killAfterMs);
     }
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error('supervisor stopped before the incumbent served'));
     this.shutdown();
@@ -355,7 +356,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     this.takedowns.set(child, err);
     this.log.error({ child_pid: child.pid, reason: err.toReason() }, 'S cannot drive the incumbent any more: stopping it gracefully, then a cold start');
     child.kill('SIGTERM');
-    void child.retire(this.opts.drainGraceMs + 1000, this.opts.killAfterMs);
+    void child.retire(this.opts.drainGraceMs + DRAIN_SLACK_MS, this.opts.killAfterMs);
   }
 
   // --- messages -------------------------------------------------------------------------------
