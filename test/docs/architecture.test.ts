@@ -145,10 +145,11 @@ t.test('each layer imports downward only', (t) => {
   let imports = 0;
   for (const [layer, allowed] of Object.entries(MAY_IMPORT)) {
     for (const file of sourceFiles(path.join(src, layer))) {
-      for (const m of fs.readFileSync(file, 'utf8').matchAll(/^(?:import|export)\b[^;]*?from '(\.{1,2}\/[^']+)'/gm)) {
+      for (const m of fs.readFileSync(file, 'utf8').matchAll(/^(?:import|export)\b[^;]*?'(\.{1,2}\/[^']+)'|\bimport\('(\.{1,2}\/[^']+)'\)/gm)) {
         imports++;
-        const to = path.relative(src, path.resolve(path.dirname(file), m[1] ?? '')).split(path.sep)[0] ?? '';
-        if (!allowed.includes(to)) wrong.push(`${path.relative(root, file)} imports ${m[1]}`);
+        const spec = m[1] ?? m[2] ?? '';
+        const to = path.relative(src, path.resolve(path.dirname(file), spec)).split(path.sep)[0] ?? '';
+        if (!allowed.includes(to)) wrong.push(`${path.relative(root, file)} imports ${spec}`);
       }
     }
   }
