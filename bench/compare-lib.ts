@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { httpRequest } from '../src/cli/demo/load.js';
+import { httpRequest } from '../src/load/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -131,14 +131,7 @@ export async function timed(cmd: string, args: string[], cwd: string): Promise<{
   return { wallMs: (Number(e0) - Number(s0)) * 1000, cpuMs: (sec(cu ?? '') + sec(cs ?? '')) * 1000, code: c === undefined ? null : Number(c) };
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive as alive } from '../test/lib/proc.js';
 
 /** The pid that answered `GET /info` (a new connection each time), or undefined on any failure. */
 export async function infoPid(port: number, timeoutMs = 2_000): Promise<number | undefined> {

@@ -8,7 +8,7 @@
  * processes can share the data directory, which is what PM2's reload needs), and a plain restart
  * as `systemctl restart` does it (SIGTERM, wait for the exit, start the new one).
  *
- * Each row: a fresh data directory; the same steady load (load.ts of the demo: keep-alive and
+ * Each row: a fresh data directory; the same steady load (the load kit, src/load/, as in the demo: keep-alive and
  * new-connection clients, 50 % acknowledged PUTs, no retries, loopback, bounded in count and time);
  * K switches (default 10) `gap` ms apart; then every acknowledged write is read back. Then, for
  * handoff alone: phases, the supervisor's own share of the critical path (a preloaded probe,
@@ -25,11 +25,10 @@ import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { clientSplit } from '../src/cli/demo/index.js';
-import { LoadGenerator, httpRequest, type LoadResult, type VerifyResult } from '../src/cli/demo/load.js';
-import { fmtMs, summarize, type Summary } from '../src/cli/demo/stats.js';
+import { LoadGenerator, clientSplit, fmtMs, httpRequest, summarize, type LoadResult, type Summary, type VerifyResult } from '../src/load/index.js';
 import type { HandoffRecord } from '../src/supervisor/types.js';
 import { alive, answeringPids, cpuNs, ensurePm2, pm2Dir, timed, firstNewAnswer, freePort, infoPid, median, procMemory, run, saturate, sleep, start, waitExit, waitServing, PM2_VERSION, type Exit } from './compare-lib.js';
+import { NO_WRITE, countFlag, numberFlag, parseFlags, type ApplyValue } from './args.js';
 import { writeSection } from './results-md.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -65,23 +64,14 @@ function parseArgs(argv: string[]): Args {
   const a: Args = quick
     ? { quick, switches: 2, gapMs: 400, warmMs: 500, clients: 12, write: true, only: undefined, satRounds: 2, satMs: 800, startupRuns: 5 }
     : { quick, switches: 10, gapMs: 1000, warmMs: 1000, clients: 12, write: true, only: undefined, satRounds: 5, satMs: 2000, startupRuns: 15 };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    if (k === '--quick') continue;
-    if (k === '--no-write') {
-      a.write = false;
-      continue;
-    }
-    const v = argv[i + 1];
-    const n = Number(v);
-    if (k === '--switches' && n >= 1) a.switches = Math.floor(n);
-    else if (k === '--gap' && n >= 0) a.gapMs = n;
-    else if (k === '--clients' && n >= 2) a.clients = Math.floor(n);
-    else if (k === '--only' && v) a.only = v.split(',');
-    else throw new Error(`unknown or bad argument: ${String(k)} ${String(v)}`);
-    i++;
-  }
-  return a;
+  const flags: Record<string, ApplyValue<Args>> = {
+    '--switches': countFlag(1, (a, n) => (a.switches = n)),
+    '--gap': numberFlag((n) => n >= 0, (a, n) => (a.gapMs = n)),
+    '--clients': countFlag(2, (a, n) => (a.clients = n)),
+    '--only': (a, v) => v !== '' && ((a.only = v.split(',')), true),
+  };
+  // --quick chose the defaults above.
+  return parseFlags(argv, a, flags, { ...NO_WRITE, '--quick': () => undefined }, 'options: --quick, --switches N, --gap MS, --clients N, --only ROWS, --no-write');
 }
 
 // --- the rows ------------------------------------------------------------------------------------

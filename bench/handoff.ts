@@ -16,43 +16,20 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { INTERVAL_MS, PUT_RATIO, loadOptions } from '../src/cli/demo/index.js';
 import { SupervisorHost } from '../src/cli/demo/host-client.js';
 import type { HostMemory } from '../src/cli/demo/host-protocol.js';
-import { LoadGenerator } from '../src/cli/demo/load.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
-import { placeInTime, splitLatency, type HandoffRun } from '../src/cli/demo/report.js';
 import { Guard, SHARDS, infoBuild, kvArgs, makeLayout, portOf, sleep, supervisorOptions } from '../src/cli/demo/setup.js';
-import { fmtMs, summarize, type Summary } from '../src/cli/demo/stats.js';
+import { INTERVAL_MS, LoadGenerator, PUT_RATIO, fmtMs, loadOptions, placeInTime, splitLatency, summarize, type HandoffRun, type Summary } from '../src/load/index.js';
 import type { HandoffPhase, HandoffRecord } from '../src/supervisor/types.js';
+import { NO_WRITE, RUN_FLAGS, parseFlags, type RunArgs } from './args.js';
 import { writeSection } from './results-md.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'RESULTS.md');
 
-interface Args {
-  handoffs: number;
-  gapMs: number;
-  clients: number;
-  write: boolean;
-}
-
-function parseArgs(argv: string[]): Args {
-  const a: Args = { handoffs: 10, gapMs: 1000, clients: 20, write: true };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const v = Number(argv[i + 1]);
-    if (k === '--no-write') {
-      a.write = false;
-      continue;
-    }
-    if (k === '--handoffs' && v >= 1) a.handoffs = Math.floor(v);
-    else if (k === '--gap' && v >= 0) a.gapMs = v;
-    else if (k === '--clients' && v >= 1) a.clients = Math.floor(v);
-    else throw new Error(`unknown or bad argument: ${String(k)} ${String(argv[i + 1])}`);
-    i++;
-  }
-  return a;
+function parseArgs(argv: string[]): RunArgs {
+  return parseFlags<RunArgs>(argv, { handoffs: 10, gapMs: 1000, clients: 20, write: true }, RUN_FLAGS, NO_WRITE, 'options: --handoffs N, --gap MS, --clients N, --no-write');
 }
 
 const MiB = (b: number): string => `${(b / 1024 / 1024).toFixed(1)} MiB`;
@@ -89,7 +66,7 @@ async function main(): Promise<number> {
       const lg = load;
       run.record = await guard.run(
         host.upgrade({ args: kvArgs(paths, layout, run.build) }, (e) => {
-          if (e.phase !== 'done') run.marks.push({ phase: e.phase as HandoffPhase, at: run.start + e.elapsed_ms });
+          if (e.phase !== 'done') run.marks.push({ phase: e.phase, at: run.start + e.elapsed_ms });
         }),
       );
       run.end = lg.now();

@@ -30,6 +30,7 @@ import { SupervisorHost } from '../src/cli/demo/host-client.js';
 import type { HostMemory } from '../src/cli/demo/host-protocol.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
 import { Guard, kvArgs, makeLayout, portOf, supervisorOptions } from '../src/cli/demo/setup.js';
+import { NO_WRITE, countFlag, numberFlag, parseFlags, type ApplyValue } from './args.js';
 import { writeSection } from './results-md.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -50,29 +51,23 @@ interface Args {
   nodeFlags: string[];
 }
 
+const LEAK_FLAGS: Readonly<Record<string, ApplyValue<Args>>> = {
+  '--aborts': countFlag(1, (a, n) => (a.count = n)),
+  '--commit': countFlag(1, (a, n) => {
+    a.count = n;
+    a.fault = undefined;
+  }),
+  '--fault': (a, v) => (FAULTS as readonly string[]).includes(v) && ((a.fault = v), true),
+  '--warmup': countFlag(0, (a, n) => (a.warmup = n)),
+  '--every': countFlag(1, (a, n) => (a.every = n)),
+  '--snapshots': (a, v) => ((a.snapshots = path.resolve(v)), true),
+  '--max-minutes': numberFlag((n) => n > 0, (a, n) => (a.maxMs = n * 60_000)),
+  '--node-flag': (a, v) => v.startsWith('--') && (a.nodeFlags.push(v), true),
+};
+
 function parseArgs(argv: string[]): Args {
-  const a: Args = { count: 300, fault: 'unhealthy', warmup: 50, every: 25, snapshots: undefined, write: true, maxMs: 30 * 60_000, nodeFlags: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const raw = argv[i + 1];
-    const v = Number(raw);
-    if (k === '--no-write') {
-      a.write = false;
-      continue;
-    }
-    if (k === '--aborts' && v >= 1) a.count = Math.floor(v);
-    else if (k === '--commit' && v >= 1) {
-      a.count = Math.floor(v);
-      a.fault = undefined;
-    } else if (k === '--fault' && raw !== undefined && (FAULTS as readonly string[]).includes(raw)) a.fault = raw;
-    else if (k === '--warmup' && v >= 0) a.warmup = Math.floor(v);
-    else if (k === '--every' && v >= 1) a.every = Math.floor(v);
-    else if (k === '--snapshots' && raw !== undefined) a.snapshots = path.resolve(raw);
-    else if (k === '--max-minutes' && v > 0) a.maxMs = v * 60_000;
-    else if (k === '--node-flag' && raw?.startsWith('--')) a.nodeFlags.push(raw);
-    else throw new Error(`unknown or bad argument: ${String(k)} ${String(raw)} (faults: ${FAULTS.join(', ')})`);
-    i++;
-  }
+  const defaults: Args = { count: 300, fault: 'unhealthy', warmup: 50, every: 25, snapshots: undefined, write: true, maxMs: 30 * 60_000, nodeFlags: [] };
+  const a = parseFlags(argv, defaults, LEAK_FLAGS, NO_WRITE, `faults: ${FAULTS.join(', ')}`);
   if (a.warmup >= a.count) throw new Error(`--warmup ${a.warmup} must be below the handoff count ${a.count}`);
   return a;
 }

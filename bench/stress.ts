@@ -3,7 +3,7 @@
  *
  * Invariants, each checked and reported:
  * - every handoff commits, and the new build answers `GET /info` right after;
- * - 0 failed requests (the clients never retry; see src/cli/demo/load.ts);
+ * - 0 failed requests (the clients never retry; see src/load/generator.ts);
  * - 0 lost acknowledged writes: at the end every key is read back and must hold its last
  *   acknowledged value (or a later one whose PUT failed, of which there must be none);
  * - after each handoff, S's open fds and its child count are back to their baseline (taken at rest
@@ -30,15 +30,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { INTERVAL_MS, PUT_RATIO, loadOptions } from '../src/cli/demo/index.js';
 import { SupervisorHost } from '../src/cli/demo/host-client.js';
 import type { HostMemory } from '../src/cli/demo/host-protocol.js';
-import { LoadGenerator, type LoadResult, type VerifyResult } from '../src/cli/demo/load.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
-import { placeInTime, splitLatency, type HandoffRun } from '../src/cli/demo/report.js';
 import { Guard, SHARDS, infoBuild, kvArgs, makeLayout, portOf, supervisorOptions } from '../src/cli/demo/setup.js';
-import { fmtMs, summarize } from '../src/cli/demo/stats.js';
-import type { HandoffPhase } from '../src/supervisor/types.js';
+import { INTERVAL_MS, LoadGenerator, PUT_RATIO, fmtMs, loadOptions, placeInTime, splitLatency, summarize, type HandoffRun, type LoadResult, type VerifyResult } from '../src/load/index.js';
+import { childPids, fdCount } from '../test/lib/proc.js';
+import { NO_WRITE, RUN_FLAGS, numberFlag, parseFlags, type RunArgs } from './args.js';
 import { writeSection } from './results-md.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -100,27 +98,6 @@ export interface StressResult {
   loadDescription: string;
 }
 
-/** Open fds of a process. */
-export function fdCount(pid: number): number {
-  return fs.readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** Pids whose parent is `pid`. */
-export function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return out;
-}
-
 /** Live processes whose command line mentions `marker` (the run's temp dir): what must be gone at the end. */
 export function processesMentioning(marker: string): number[] {
   const out: number[] = [];
@@ -156,7 +133,7 @@ export async function runStress(o: StressOptions): Promise<StressResult> {
 
   const resources = async (n: number, settleMs: number): Promise<ResourceSample> => {
     const m: HostMemory = await guard.run(host.memory(true));
-    return { n, fds: fdCount(host.pid), children: childrenOf(host.pid).length, settleMs, rss: m.rss, heapUsed: m.heapUsed };
+    return { n, fds: fdCount(host.pid), children: childPids(host.pid).length, settleMs, rss: m.rss, heapUsed: m.heapUsed };
   };
   /** Polls until S's fds and children are back at baseline, or SETTLE_MS passed. */
   const settle = async (n: number): Promise<ResourceSample> => {
@@ -164,7 +141,7 @@ export async function runStress(o: StressOptions): Promise<StressResult> {
     const start = performance.now();
     for (;;) {
       const fds = fdCount(host.pid);
-      const children = childrenOf(host.pid).length;
+      const children = childPids(host.pid).length;
       const waited = performance.now() - start;
       if ((fds === b.fds && children === b.children) || waited > SETTLE_MS) {
         const s = await resources(n, Math.round(waited));
@@ -190,7 +167,7 @@ export async function runStress(o: StressOptions): Promise<StressResult> {
       try {
         run.record = await guard.run(
           host.upgrade({ args: kvArgs(paths, layout, run.build) }, (e) => {
-            if (e.phase !== 'done') run.marks.push({ phase: e.phase as HandoffPhase, at: run.start + e.elapsed_ms });
+            if (e.phase !== 'done') run.marks.push({ phase: e.phase, at: run.start + e.elapsed_ms });
           }),
         );
       } catch (err) {
@@ -350,23 +327,11 @@ export function renderStress(r: StressResult, o: StressOptions): string {
   return lines.join('\n');
 }
 
-function parseArgs(argv: string[]): StressOptions & { write: boolean } {
-  const a = { ...STRESS_DEFAULTS, write: true };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const v = Number(argv[i + 1]);
-    if (k === '--no-write') {
-      a.write = false;
-      continue;
-    }
-    if (k === '--handoffs' && v >= 1) a.handoffs = Math.floor(v);
-    else if (k === '--gap' && v >= 0) a.gapMs = v;
-    else if (k === '--clients' && v >= 1) a.clients = Math.floor(v);
-    else if (k === '--max-minutes' && v > 0) a.maxMs = v * 60_000;
-    else throw new Error(`unknown or bad argument: ${String(k)} ${String(argv[i + 1])} (options: --handoffs N, --max-minutes M, --gap MS, --clients N, --no-write)`);
-    i++;
-  }
-  return a;
+type StressArgs = StressOptions & RunArgs;
+
+function parseArgs(argv: string[]): StressArgs {
+  const flags = { ...RUN_FLAGS, '--max-minutes': numberFlag<StressArgs>((n) => n > 0, (a, n) => (a.maxMs = n * 60_000)) };
+  return parseFlags<StressArgs>(argv, { ...STRESS_DEFAULTS, write: true }, flags, NO_WRITE, 'options: --handoffs N, --max-minutes M, --gap MS, --clients N, --no-write');
 }
 
 async function main(): Promise<number> {

@@ -123,7 +123,7 @@ function fromConfig(spec: RunOptionSpec, v: unknown, file: string): Raw {
   switch (spec.kind) {
     case 'list':
       if (typeof v === 'string') return [v];
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
       throw usageError(`${where} must be a string or an array of strings`);
     case 'duration':
       if (typeof v === 'string' || typeof v === 'number') return v;
@@ -232,8 +232,8 @@ export function resolveRunSettings(flags: RunFlags, positional: readonly string[
     if (!Array.isArray(c) || c.length === 0 || !c.every((x) => typeof x === 'string') || c[0] === '') {
       throw usageError(`config file ${configFile ?? ''}: 'command' must be a non-empty array of strings ([program, ...args])`);
     }
-    command = c[0] as string;
-    args = (c as string[]).slice(1);
+    command = c[0];
+    args = (c).slice(1);
     sources['command'] = 'config';
   }
   if (command === undefined || command === '') throw usageError("no command to supervise: handoff run [options] -- <command> [args...]");

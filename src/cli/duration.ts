@@ -4,7 +4,9 @@
  * at most 2^31-1 ms (~24.8 days): Node's timers silently turn anything larger into 1 ms.
  */
 
-export const MAX_DURATION_MS = 2_147_483_647;
+import { TIMER_MAX_MS } from '../shared/constants.js';
+
+export const MAX_DURATION_MS = TIMER_MAX_MS;
 
 const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 import { abortCommand, historyCommand, statusCommand, upgradeCommand, type Io } from './commands.js';
-import { envName, RUN_OPTIONS, resolveRunSettings, type RunFlags } from './config.js';
+import { envName, RUN_OPTIONS, resolveRunSettings } from './config.js';
 import { CliError, EXIT, usageError } from './errors.js';
 
 export interface CliIo extends Io {
@@ -106,10 +106,10 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
     run.addOption(opt);
   }
   run.addHelpText('after', RUN_HELP_AFTER).action(async (command, _opts, cmd) => {
-    const settings = resolveRunSettings(cmd.opts() as RunFlags, command, io.env, io.cwd);
+    const settings = resolveRunSettings(cmd.opts(), command, io.env, io.cwd);
     // Loaded on demand: the client commands do not need the supervisor's code.
     const { runSupervisor } = await import('./run.js');
-    setCode(await runSupervisor(settings, io.stderr, () => resolveRunSettings(cmd.opts() as RunFlags, command, io.env, io.cwd)));
+    setCode(await runSupervisor(settings, io.stderr, () => resolveRunSettings(cmd.opts(), command, io.env, io.cwd)));
   });
 
   // --- upgrade ---
@@ -190,7 +190,7 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
       setCode(await runDemo({ ...(port !== undefined ? { port } : {}), ...(handoffs !== undefined ? { handoffs } : {}), ...(opts.json === true ? { json: true } : {}) }));
     });
 
-  return program as unknown as Command;
+  return program;
 }
 
 function truthy(v: string | undefined): boolean {

@@ -4,7 +4,7 @@
  * Why not msgpackr: it decodes an integral float64 to the same JS number as an integer (so "a float is
  * rejected even if integral" cannot be enforced after decoding), and it writes bigints as int64 and
  * large numbers as float64, so canonical uint64 output would need to be patched around it. Owning the
- * ~200 lines makes the encoding canonical by construction and the decoder strict at the format level.
+ * codec makes the encoding canonical by construction and the decoder strict at the format level.
  *
  * Encoder: canonical (smallest formats, unsigned formats for non-negative integers).
  * Decoder: any valid MessagePack value; floats and extensions come back tagged so that the schema
@@ -33,9 +33,11 @@ export class MsgpackError extends Error {
   override name = 'MsgpackError';
 }
 
-const MAX_DEPTH = 64;
+/** Deepest nesting the decoder accepts. */
+export const MAX_DEPTH = 64;
 const U32 = 0x1_0000_0000;
-const U64_MAX = (1n << 64n) - 1n;
+/** The largest u64 (2^64-1): the wire's u64 range, used by the codec, the schemas and the library. */
+export const U64_MAX = (1n << 64n) - 1n;
 
 // ---------------------------------------------------------------------------------------------
 // Encoder

@@ -5,7 +5,7 @@
 
 import { ProtocolError } from './errors.js';
 import type { Message, MessageType } from './messages.js';
-import { decodeOne, MpExt, MpFloat, MsgpackError, type MpValue, Writer } from './msgpack.js';
+import { decodeOne, MpExt, MpFloat, MsgpackError, type MpValue, U64_MAX, Writer } from './msgpack.js';
 
 export const MAX_STR_BYTES = 4096;
 export const MAX_BUILD_ID = 64;
@@ -52,8 +52,6 @@ export const SCHEMAS: Readonly<Record<MessageType, readonly FieldSpec[]>> = {
 };
 
 export const MESSAGE_TYPES = Object.keys(SCHEMAS) as MessageType[];
-
-const U64_MAX = (1n << 64n) - 1n;
 
 function typeName(v: unknown): string {
   if (v === null) return 'nil';

@@ -8,7 +8,7 @@ import type { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { ContractError, type InheritedListener, type ServiceContract } from './contract.js';
+import { ContractError, type InheritedListener, type ServiceContract } from '../shared/contract.js';
 import { ListenerPool, adoptByNumber, isTcpHandle } from './fd-dup.js';
 import { ConnectionTracker, HttpDrain } from './http-drain.js';
 import type { Logger } from './logger.js';

@@ -17,7 +17,7 @@
 
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
-import type { InheritedListener } from './contract.js';
+import type { InheritedListener } from '../shared/contract.js';
 
 /** A libuv stream handle (TCPWrap or PipeWrap) received over IPC; only its fd is used directly. */
 export interface RawHandle {

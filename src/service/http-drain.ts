@@ -22,6 +22,7 @@
 
 import type http from 'node:http';
 import type net from 'node:net';
+import { TIMER_MAX_MS } from '../shared/constants.js';
 
 export interface HttpDrainOptions {
   /** How long a connection may stay idle while draining before it is closed (default 250 ms). */
@@ -92,7 +93,7 @@ export class HttpDrain {
         for (const socket of this.conns.keys()) socket.destroy();
         resolve(left);
       };
-      const timer = setTimeout(done, Math.min(Math.max(0, graceMs), 2 ** 31 - 1));
+      const timer = setTimeout(done, Math.min(Math.max(0, graceMs), TIMER_MAX_MS));
       timer.unref();
       this.waiter = done;
       this.checkDone();
@@ -219,7 +220,7 @@ export class ConnectionTracker {
         if (destroy) for (const s of this.conns) s.destroy();
         resolve(left);
       };
-      const timer = setTimeout(() => done(true), Math.min(Math.max(0, graceMs), 2 ** 31 - 1));
+      const timer = setTimeout(() => done(true), Math.min(Math.max(0, graceMs), TIMER_MAX_MS));
       timer.unref();
       this.waiter = () => done(false);
       if (this.conns.size === 0) done(false);

@@ -5,6 +5,7 @@
  */
 
 import { abortReason, idEquals, idToString, type Channel, type MessageOf } from '../protocol/index.js';
+import { TIMER_MAX_MS } from '../shared/constants.js';
 import type { Runtime } from './runtime.js';
 import { SealError } from './types.js';
 import { failChannel, firstLine, toU64List, unexpected, wireText } from './wire.js';
@@ -31,7 +32,7 @@ export class IncumbentFlow {
     rt.sealStarted = false;
     rt.abortPending = undefined;
     channel.handoffId = msg.handoff_id;
-    const grace = Number(msg.drain_grace_ms > 2n ** 31n - 1n ? 2n ** 31n - 1n : msg.drain_grace_ms);
+    const grace = Number(msg.drain_grace_ms > BigInt(TIMER_MAX_MS) ? BigInt(TIMER_MAX_MS) : msg.drain_grace_ms);
     this.armDeadline(channel, msg.deadline_ms);
     rt.task(this.drain(channel, grace));
     rt.events.emit('prepare', { handoffId: idToString(msg.handoff_id), successorPid: msg.successor_pid, drainGraceMs: grace });
@@ -238,7 +239,7 @@ export class IncumbentFlow {
     // A relative budget; a value that can only be a Unix time is taken as one.
     let ms = Number(deadlineMs);
     if (ms > 1e12) ms -= Date.now();
-    ms = Math.min(Math.max(ms, 0) + rt.contract.heartbeatTimeoutMs, 2 ** 31 - 1);
+    ms = Math.min(Math.max(ms, 0) + rt.contract.heartbeatTimeoutMs, TIMER_MAX_MS);
     const id = rt.currentId;
     rt.deadlineTimer = setTimeout(() => {
       rt.deadlineTimer = undefined;

@@ -17,5 +17,5 @@ export {
   type ServicePhase,
 } from './types.js';
 export { HttpDrain, type HttpDrainOptions } from './http-drain.js';
-export { ContractError, type InheritedListener, type ServiceContract, type StartRole } from './contract.js';
+export { ContractError, type InheritedListener, type ServiceContract, type StartRole } from '../shared/contract.js';
 export { defaultLogger, type Logger } from './logger.js';

@@ -8,8 +8,8 @@
 import type { EventEmitter } from 'node:events';
 import { MAX_BUILD_ID, abortReason, idToString, type Channel, type HandoffId } from '../protocol/index.js';
 import { AcceptControl } from './accept.js';
-import { readContract, type ServiceContract } from './contract.js';
-import { DataDirLock } from './lock.js';
+import { readContract, type ServiceContract } from '../shared/contract.js';
+import { DataDirLock } from '../shared/lock.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { ServiceEvents, ServiceOptions, ServicePhase } from './types.js';
 import { firstLine } from './wire.js';

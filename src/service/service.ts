@@ -14,7 +14,7 @@
  */
 
 import { EventEmitter } from 'node:events';
-import type { ServiceContract } from './contract.js';
+import type { ServiceContract } from '../shared/contract.js';
 import { Dispatcher } from './dispatch.js';
 import { IncumbentFlow } from './incumbent.js';
 import { SupervisorLink } from './link.js';

@@ -5,7 +5,7 @@
  */
 
 import { abortReason, idToString, type Channel, type ErrorKind } from '../protocol/index.js';
-import { LockHeldError } from './lock.js';
+import { LockHeldError } from '../shared/lock.js';
 import type { Runtime } from './runtime.js';
 import { stop } from './stop.js';
 import { firstLine, toU64List } from './wire.js';

@@ -5,7 +5,7 @@
  * holds the lock keeps serving; whoever does not, never starts writing.
  */
 
-import { ProtocolError, abortReason, type Channel } from '../protocol/index.js';
+import { ProtocolError, type Channel } from '../protocol/index.js';
 import type { IncumbentFlow } from './incumbent.js';
 import type { Runtime } from './runtime.js';
 import type { SuccessorFlow } from './successor.js';

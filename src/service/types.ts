@@ -5,7 +5,7 @@
 
 import type net from 'node:net';
 import type { Side } from '../protocol/index.js';
-import type { ServiceContract } from './contract.js';
+import type { ServiceContract } from '../shared/contract.js';
 import type { Logger } from './logger.js';
 
 /** u64 values as the hooks may give them; numbers must be safe non-negative integers. */

@@ -13,9 +13,8 @@ import {
   type HandoffId,
   type Message,
 } from '../protocol/index.js';
+import { U64_MAX } from '../protocol/msgpack.js';
 import type { Revisions, ServicePhase } from './types.js';
-
-const U64_MAX = 2n ** 64n - 1n;
 
 export function firstLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);

@@ -12,9 +12,10 @@ import type { Duplex, Readable } from 'node:stream';
 import { Channel } from '../protocol/channel.js';
 import type { Hello } from '../protocol/messages.js';
 import type { Timer } from './clock.js';
+import { contractEnv, controlFd, type StartRole } from '../shared/contract.js';
 import { StderrTail } from './stderr-tail.js';
 
-export type ChildRole = 'cold-start' | 'successor';
+export type ChildRole = StartRole;
 
 /** How long a reaped child's control socket and stderr may take to end before S goes on without the rest. */
 const LAST_WORDS_MS = 200;
@@ -57,29 +58,16 @@ export interface Launched {
 
 export type Launcher = (spec: SpawnSpec) => Launched;
 
-/** Variables S owns; a stale copy from S's own environment must not reach a child. */
-const CONTRACT_VARS = ['LISTEN_FDS', 'LISTEN_FDNAMES', 'LISTEN_PID', 'HANDOFF_SOCK_FD', 'HANDOFF_ROLE', 'HANDOFF_LOCK_PATH', 'HANDOFF_HEARTBEAT_MS', 'HANDOFF_HEARTBEAT_TIMEOUT_MS', 'HANDOFF_DRAIN_GRACE_MS'];
-
+/** The child's environment: the contract (src/shared/contract.ts) over what S passes on. */
 export function childEnv(spec: SpawnSpec): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...spec.env };
-  for (const k of CONTRACT_VARS) delete env[k];
-  const n = spec.listeners.length;
-  env['LISTEN_FDS'] = String(n);
-  env['LISTEN_FDNAMES'] = spec.listeners.map((l) => l.name).join(':');
-  env['HANDOFF_SOCK_FD'] = String(3 + n);
-  env['HANDOFF_ROLE'] = spec.role;
-  env['HANDOFF_HEARTBEAT_MS'] = String(spec.heartbeatMs);
-  env['HANDOFF_HEARTBEAT_TIMEOUT_MS'] = String(spec.heartbeatTimeoutMs);
-  env['HANDOFF_DRAIN_GRACE_MS'] = String(spec.drainGraceMs);
-  if (spec.lockPath !== undefined) env['HANDOFF_LOCK_PATH'] = spec.lockPath;
-  return env;
+  return contractEnv(spec.env, { ...spec, listenerNames: spec.listeners.map((l) => l.name) });
 }
 
 /** The real launcher: a process with the listeners, the socketpair, and stderr piped through S. */
 export const spawnLauncher: Launcher = (spec) => {
   const stdio: Array<'ignore' | 'inherit' | 'pipe' | number> = ['ignore', 'inherit', 'pipe', ...spec.listeners.map((l) => l.fd), 'pipe'];
   const proc = spawn(spec.command, spec.args, { stdio, env: childEnv(spec), cwd: spec.cwd });
-  return { proc, control: proc.stdio[3 + spec.listeners.length] as Duplex, stderr: proc.stderr };
+  return { proc, control: proc.stdio[controlFd(spec.listeners.length)] as Duplex, stderr: proc.stderr };
 };
 
 /** A timer whose callback runs after the poll phase that follows it: what waited unread is read first. */

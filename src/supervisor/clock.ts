@@ -8,6 +8,8 @@
  * Silence is judged the same way (`silentFor`): time since a peer's last frame, less S's stalls.
  */
 
+import { TIMER_MAX_MS } from '../shared/constants.js';
+
 /** How often the tick runs, and how late it must be to count as a stall. */
 export const CLOCK_TICK_MS = 100;
 export const STALL_THRESHOLD_MS = 250;
@@ -83,7 +85,7 @@ export class Clock {
           if (left > 1) arm(left);
           else fn();
         });
-      }, Math.max(1, Math.min(wait, 2 ** 31 - 1)));
+      }, Math.max(1, Math.min(wait, TIMER_MAX_MS)));
     };
     arm(ms);
     return {

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { idEquals, messageHandoffId, newHandoffId, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
-import { isLockHeld } from '../service/lock.js';
+import { isLockHeld } from '../shared/lock.js';
 import type { ServiceChild } from './child.js';
 import type { Clock } from './clock.js';
 import { Handoff, type HandoffContext } from './handoff.js';

@@ -10,10 +10,14 @@
 
 import { ProtocolError, parseReason, type ErrorKind } from '../protocol/errors.js';
 import { idToString, type Abort, type HandoffId, type Hello, type Ready, type SealComplete, type SealFailed, type SealProgress } from '../protocol/messages.js';
+import { DRAIN_SLACK_MS } from '../shared/constants.js';
 import type { ServiceChild } from './child.js';
 import type { Timer } from './clock.js';
 import { MESSAGE_INPUTS, type HandoffInput, type InputKind, type Party } from './handoff-input.js';
 import type { HandoffEvent, HandoffPhase, HandoffRecord } from './types.js';
+
+/** How long an aborted successor that was not sent Begin has to exit before it is killed. */
+export const ABORT_EXIT_WAIT_MS = 1_000;
 
 export type ActivePhase = 'hello' | 'drain' | 'seal' | 'begin' | 'commit' | 'rollback';
 
@@ -207,7 +211,7 @@ export class Handoff {
     this.incumbent!.channel.handoffId = this.id;
     this.incumbent!.channel.send({ type: 'PrepareHandoff', handoff_id: this.id, successor_pid: this.successor.pid, deadline_ms: BigInt(this.ctx.deadlineMs), drain_grace_ms: BigInt(this.ctx.drainGraceMs) });
     this.incumbentPrepared = true;
-    this.setPhaseTimer(this.ctx.drainGraceMs + 1000, new ProtocolError('deadline_exceeded', `no Drained within the drain grace of ${this.ctx.drainGraceMs} ms (+1 s)`));
+    this.setPhaseTimer(this.ctx.drainGraceMs + DRAIN_SLACK_MS, new ProtocolError('deadline_exceeded', `no Drained within the drain grace of ${this.ctx.drainGraceMs} ms (+1 s)`));
     this.enter('drain');
   }
 
@@ -344,7 +348,7 @@ export class Handoff {
       // The successor gets a moment to leave on its own, then is killed; either way it is reaped
       // before the incumbent resumes. After Begin it may have accepted: it drains like an
       // incumbent, so it gets the drain grace.
-      const graceMs = afterBegin ? this.ctx.drainGraceMs + 1000 : Math.min(1000, this.ctx.exitTimeoutMs);
+      const graceMs = afterBegin ? this.ctx.drainGraceMs + DRAIN_SLACK_MS : Math.min(ABORT_EXIT_WAIT_MS, this.ctx.exitTimeoutMs);
       await this.successor.retire(graceMs, this.ctx.killAfterMs);
       if (this.lockHolder === 'successor') {
         this.ctx.clearLock(this.successor.pid);

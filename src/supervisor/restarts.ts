@@ -6,14 +6,15 @@
 
 import type { Logger } from 'pino';
 import { ProtocolError, type ErrorKind } from '../protocol/errors.js';
-import { isLockHeld, lockOwner } from '../service/lock.js';
+import { isLockHeld, lockOwner } from '../shared/lock.js';
+import { DRAIN_SLACK_MS } from '../shared/constants.js';
 import type { ServiceChild } from './child.js';
 import type { Clock } from './clock.js';
 import type { StateDir } from './state-dir.js';
 import type { FailureInfo, SupervisorEvents, SupervisorOptions, SupervisorState } from './types.js';
 
 /** An incumbent must stay up this long before its restart backoff resets. */
-const STABLE_MS = 30_000;
+export const STABLE_MS = 30_000;
 
 /** The first cold starts failed `startLimit` times in a row: S gives up instead of looping. */
 export class StartLimitError extends Error {
@@ -141,7 +142,7 @@ export class Restarts {
     this.host.log.error({ child_pid: child.pid, reason: err.toReason() }, 'S cannot drive the incumbent any more: stopping it gracefully, then a cold start');
     child.kill('SIGTERM');
     const opts = this.host.options();
-    void child.retire(opts.drainGraceMs + 1000, opts.killAfterMs);
+    void child.retire(opts.drainGraceMs + DRAIN_SLACK_MS, opts.killAfterMs);
   }
 
   /** The incumbent died between handoffs (S reaped it): its lock goes, then a cold start after the backoff, or S gives up. */

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { NIL_ID, PROTO_MAX, PROTO_MIN, type HandoffId, type Hello, type Message } from '../protocol/messages.js';
 import { negotiateVersion } from '../protocol/version.js';
-import { clearLock } from '../service/lock.js';
+import { DRAIN_SLACK_MS } from '../shared/constants.js';
+import { clearLock } from '../shared/lock.js';
 import { ExecNotAllowedError, isAllowedExec } from './allowlist.js';
 import { ServiceChild, spawnLauncher, type ChildRole, type Launcher } from './child.js';
 import { Clock } from './clock.js';
@@ -106,7 +107,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     if (inc?.alive) {
       // The library drains on SIGTERM; the grace is the drain grace plus a little slack.
       inc.kill('SIGTERM');
-      await inc.retire(this.opts.drainGraceMs + 1000, this.opts.killAfterMs);
+      await inc.retire(this.opts.drainGraceMs + DRAIN_SLACK_MS, this.opts.killAfterMs);
     }
     for (const w of this.readyWaiters.splice(0)) w.reject(new Error('supervisor stopped before the incumbent served'));
     this.shutdown();

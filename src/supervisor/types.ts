@@ -1,6 +1,7 @@
 /** The supervisor's public shapes: what the admin API, the CLI and embedders see. */
 
 import type { ErrorKind } from '../protocol/errors.js';
+import { DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS } from '../shared/contract.js';
 
 /** Phases of one handoff, in order; `rollback` is entered from any phase before `committed`. */
 export const HANDOFF_PHASES = ['spawn', 'hello', 'drain', 'seal', 'begin', 'commit', 'rollback', 'done'] as const;
@@ -220,8 +221,8 @@ export const DEFAULT_OPTIONS = {
   deadlineMs: 60_000,
   exitTimeoutMs: 10_000,
   killAfterMs: 5_000,
-  heartbeatMs: 1_000,
-  heartbeatTimeoutMs: 5_000,
+  heartbeatMs: DEFAULT_HEARTBEAT_MS,
+  heartbeatTimeoutMs: DEFAULT_HEARTBEAT_TIMEOUT_MS,
   restartInitialMs: 250,
   restartMaxMs: 30_000,
   startLimit: 5,

@@ -13,6 +13,7 @@
  */
 
 import type { Logger } from 'pino';
+import { TIMER_MAX_MS } from '../shared/constants.js';
 
 export interface Watchdog {
   /** The ping interval, or null when the watchdog is off. */
@@ -51,7 +52,7 @@ export function watchdogSetting(env: NodeJS.ProcessEnv, pid: number): WatchdogSe
 }
 
 /** Largest interval a Node timer takes (2^31 - 1 ms); longer ones would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+const MAX_TIMER_MS = TIMER_MAX_MS;
 
 /**
  * Starts pinging `target` when systemd asked for it (see the module comment); a no-op watchdog

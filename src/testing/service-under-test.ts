@@ -155,6 +155,8 @@ export class Recorder {
   instrument(opts: ServiceOptions): ServiceOptions {
     const out: ServiceOptions = { ...opts };
     for (const name of HOOKS) {
+      // Called below with `opts` as `this`, as the library calls it.
+      // eslint-disable-next-line @typescript-eslint/unbound-method
       const fn = opts[name] as ((...a: unknown[]) => unknown) | undefined;
       if (!fn) continue; // an absent hook keeps the library's default
       (out as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => this.track(name, () => fn.apply(opts, args));

@@ -280,7 +280,7 @@ function wrongStateCase(rng: Rng, state: State, gen: GenOptions): Draft | undefi
   if (hasId && state === 'hello' && !gen.idBeforeHello) return undefined;
   const msg = sampleJson(type, rng) as Record<string, Json>;
   let expect: ErrorKind | 'committed';
-  let steps: Step[] = [...prefix(state)];
+  const steps: Step[] = [...prefix(state)];
   if (type === 'Heartbeat') {
     // Legal anywhere: the successor then behaves, and the handoff must commit.
     steps.push({ op: 'msg', msg, count: rng.int(1, 5) }, { op: 'good' });

@@ -65,17 +65,17 @@ t.test('frames dribbled a byte per 100 ms (each bounded by S\'s own timers)', as
   const helloTimeoutMs = 1500;
   const [a, b, c] = await Promise.all([Rig.start({ over: { helloTimeoutMs } }, 200_000), Rig.start({ over: { heartbeatTimeoutMs: 1000, heartbeatMs: 200, drainGraceMs: 10_000 } }, 300_000), Rig.start({}, 400_000)]);
   t.teardown(async () => {
-    for (const r of [a!, b!, c!]) await r.stop();
+    for (const r of [a, b, c]) await r.stop();
   });
   const hello = encodeFrame(helloOf(0, 'Successor'), 1);
   const t0 = performance.now();
   const [slowHello, slowHeartbeat, slowBad] = await Promise.all([
     // A Hello of ~60 bytes takes ~6 s at this rate: the hello timeout ends it, with an Abort.
-    runCase(a!, abuse('dribbled Hello', 'hello', [{ op: 'dribble', hex: hex(hello), everyMs: 100 }], 'deadline_exceeded'), { boundMs: 20_000 }),
+    runCase(a, abuse('dribbled Hello', 'hello', [{ op: 'dribble', hex: hex(hello), everyMs: 100 }], 'deadline_exceeded'), { boundMs: 20_000 }),
     // A legal Heartbeat dribbled over ~2 s, twice the heartbeat timeout: a byte is a sign of life.
-    runCase(b!, abuse('dribbled Heartbeat', 'drain', [...prefix('drain'), { op: 'dribble', hex: hex(encodeFrame(sampleJsonMsg(), 1)), everyMs: 100 }, { op: 'good' }], 'committed'), { boundMs: 20_000 }),
+    runCase(b, abuse('dribbled Heartbeat', 'drain', [...prefix('drain'), { op: 'dribble', hex: hex(encodeFrame(sampleJsonMsg(), 1)), everyMs: 100 }, { op: 'good' }], 'committed'), { boundMs: 20_000 }),
     // frame_len 2, dribbled: refused at its fourth byte.
-    runCase(c!, abuse('dribbled frame_len 2', 'begin', [...prefix('begin'), { op: 'dribble', hex: '0200000001000000', everyMs: 100 }], 'frame_malformed'), { boundMs: 20_000 }),
+    runCase(c, abuse('dribbled frame_len 2', 'begin', [...prefix('begin'), { op: 'dribble', hex: '0200000001000000', everyMs: 100 }], 'frame_malformed'), { boundMs: 20_000 }),
   ]);
   const ms = performance.now() - t0;
   t.same(slowHello.failures, [], 'dribbled Hello: deadline_exceeded at the hello timeout, Abort told');
@@ -83,7 +83,7 @@ t.test('frames dribbled a byte per 100 ms (each bounded by S\'s own timers)', as
   t.same(slowHeartbeat.failures, [], 'dribbled Heartbeat: reassembled, no heartbeat_timeout, committed');
   t.same(slowBad.failures, [], 'dribbled frame_len 2: frame_malformed, Abort told');
   t.ok(slowBad.ms < 2000, `refused at its header (${slowBad.ms.toFixed(0)} ms)`);
-  for (const r of [a!, b!, c!]) t.equal((await goodHandoff(r)).outcome, 'committed');
+  for (const r of [a, b, c]) t.equal((await goodHandoff(r)).outcome, 'committed');
   t.comment(`figures: dribble cases ${(ms / 1000).toFixed(1)} s in all`);
 });
 

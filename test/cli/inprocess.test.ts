@@ -134,7 +134,7 @@ t.test('status: human and JSON', async (t) => {
   t.equal(r.code, 0);
   t.match(r.out, /^supervisor +pid \d+, serving$/m);
   t.match(r.out, /^incumbent +pid 100, build v1, up 1m 01s$/m);
-  t.match(r.out, /^listeners +http  tcp:\/\/127\.0\.0\.1:8080$/m);
+  t.match(r.out, /^listeners +http {2}tcp:\/\/127\.0\.0\.1:8080$/m);
   t.match(r.out, /^handoff +none in flight$/m);
   t.match(r.out, /^last +no handoff yet$/m);
   sup.inflight = { handoff_id: '0123456789abcdef', phase: 'seal', started_at: '2026-01-01T00:00:00.000Z', successor_pid: 7, elapsed_ms: 1500 };
@@ -153,7 +153,7 @@ t.test('history: table and JSON, -n passed as limit', async (t) => {
   t.match(r.out, /committed +1\.50 s +hello=100ms drain=300ms seal=400ms begin=500ms commit=200ms/);
   t.match(r.out, /aborted .*successor_unhealthy: no$/m);
   r = await cli(['history', '-n', '1', '--json', '--admin-socket', sock]);
-  t.equal(JSON.parse(r.out).length, 1);
+  t.equal((JSON.parse(r.out) as unknown[]).length, 1);
   t.same(sup.historyLimits, [10, 1]);
   sup.records = [];
   r = await cli(['history', '--admin-socket', sock]);
@@ -200,6 +200,7 @@ t.test('upgrade: exit codes and the three output modes', async (t) => {
   t.match(r.out, /seal progress 2\/4 shards/);
   t.match(r.out, /seal progress 4\/4 shards/);
   t.match(r.out, /handoff 0f1e2d3c committed in 1\.50 s \(hello 100 ms, drain 300 ms, seal 400 ms, begin 500 ms, commit 200 ms\)\n$/);
+  // eslint-disable-next-line no-control-regex -- the CLI's ANSI escape codes
   t.notMatch(r.out, /\x1b/, 'no escape codes off a terminal');
 
   r = await cli(['upgrade', '--json', '--exec', 'bin/kv', '--deadline', '30s', '--admin-socket', sock, '--', '--data', '/d']);
@@ -211,10 +212,12 @@ t.test('upgrade: exit codes and the three output modes', async (t) => {
 
   r = await cli(['upgrade', '--admin-socket', sock], {}, true);
   t.equal(r.code, 0);
+  // eslint-disable-next-line no-control-regex -- the CLI's ANSI escape codes
   t.match(r.out, /\x1b\[32m✓/, 'colour on a terminal');
+  // eslint-disable-next-line no-control-regex -- the CLI's ANSI escape codes
   const shown = r.out.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
   t.match(shown, /✓ hello +100 ms/);
-  t.match(shown, /✓ seal +400 ms  4\/4 shards/);
+  t.match(shown, /✓ seal +400 ms {2}4\/4 shards/);
   t.match(shown, /\[█+░*\] 2\/4 shards/, 'a progress bar');
   t.match(shown, /✓ handoff 0f1e2d3c committed in 1\.50 s/);
 
@@ -224,7 +227,9 @@ t.test('upgrade: exit codes and the three output modes', async (t) => {
   t.match(r.out, /aborted after 70 ms: successor_unhealthy: the successor reported healthz_ok: false/);
   r = await cli(['upgrade', '--admin-socket', sock], { NO_COLOR: '1' }, true);
   t.equal(r.code, 1);
+  // eslint-disable-next-line no-control-regex -- the CLI's ANSI escape codes
   t.match(r.out.replace(/\r\x1b\[2K/g, ''), /✗ hello +50 ms/);
+  // eslint-disable-next-line no-control-regex -- the CLI's ANSI escape codes
   t.notMatch(r.out, /\x1b\[3\d?m/, 'NO_COLOR');
 
   sup.script = { reject: inProgress() };

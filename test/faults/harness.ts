@@ -23,8 +23,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { checkLockTrace, readLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace, readLockTrace } from '../../src/shared/lock.js';
 import type { HandoffEvent, HandoffRecord, SupervisorStatus } from '../../src/supervisor/types.js';
+import { childPids, procState } from '../lib/proc.js';
 import { lockHolder, type Env } from '../supervisor/harness.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -89,24 +90,7 @@ export const monoNs = (): bigint => process.hrtime.bigint();
 
 // --- processes ------------------------------------------------------------------------------------
 
-/** The state letter of /proc/PID/stat (R, S, D, T, Z, ...), undefined when there is no such process. */
-export function procState(pid: number): string | undefined {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.charAt(s.lastIndexOf(')') + 2);
-  } catch {
-    return undefined;
-  }
-}
-
-function ppidOf(pid: number): number | undefined {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
+export { procState };
 
 /** Runs (or is stopped): not gone, not a zombie. */
 export function running(pid: number): boolean {
@@ -121,13 +105,7 @@ export function stopped(pid: number): boolean {
 
 /** Children of `ppid`, with their state. */
 export function childrenOf(ppid: number): Array<{ pid: number; state: string }> {
-  const out: Array<{ pid: number; state: string }> = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const pid = Number(d);
-    if (ppidOf(pid) === ppid) out.push({ pid, state: procState(pid) ?? '?' });
-  }
-  return out;
+  return childPids(ppid).map((pid) => ({ pid, state: procState(pid) ?? '?' }));
 }
 
 export function signal(pid: number | undefined, sig: NodeJS.Signals): boolean {
@@ -870,7 +848,7 @@ function matches(v: string | undefined, want: string | RegExp): boolean {
 /** The record of a handoff: outcome, reason, roll-forward, as expected. */
 export function checkRecord(t: Test, rec: HandoffRecord | undefined, e: Expect): void {
   if (e.outcome === 'none') return;
-  if (!t.ok(rec, `a history record for the handoff (${e.outcome})`)) return;
+  if (!t.ok(rec, `a history record for the handoff (${String(e.outcome)})`)) return;
   const want = Array.isArray(e.outcome) ? e.outcome : [e.outcome];
   t.ok((want as string[]).includes(rec!.outcome), `outcome ${rec!.outcome}, expected ${want.join(' or ')} (reason ${rec!.reason ?? 'none'})`);
   if (e.reasonKind === null) t.equal(rec!.reason_kind, undefined, `no reason recorded (got ${rec!.reason ?? 'none'})`);

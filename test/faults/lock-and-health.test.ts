@@ -13,7 +13,7 @@
 
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
-import { checkLockTrace, readLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace, readLockTrace } from '../../src/shared/lock.js';
 import { lockHolder } from '../supervisor/harness.js';
 import {
   Figures,

@@ -95,7 +95,7 @@ t.test('messages flow both ways, in order, with the negotiated header', async (t
   for (const type of MESSAGE_TYPES) t.strictSame(await s.receive(), base(type), `O→S ${type}`);
   t.notOk(s.closed || o.closed);
   s.close();
-  t.equal((await once(o, 'close'))[0].kind, 'peer_closed');
+  t.equal(((await once(o, 'close')) as [ProtocolError])[0].kind, 'peer_closed');
 });
 
 t.test('a message near the frame limit crosses the socket in many chunks', async (t) => {
@@ -289,7 +289,7 @@ t.test('with a message listener, messages are emitted (and not queued for receiv
   ch.on('message', (m) => seen.push(m));
   const before = ch.lastReceived;
   raw.write(encodeFrame(base('Begin'), 1));
-  const [m] = await once(ch, 'message');
+  const [m] = (await once(ch, 'message')) as [Message];
   t.strictSame(m, base('Begin'));
   t.ok(ch.lastReceived >= before, 'lastReceived moves on each read');
   raw.end();

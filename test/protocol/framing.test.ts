@@ -103,7 +103,7 @@ t.test('end() says how many bytes of the unfinished frame arrived', (t) => {
   for (const k of [1, 3, 4, 5, f.length - 1]) {
     const dec = new FrameDecoder();
     // A whole frame first (through the buffered path), so earlier state cannot leak into the count.
-    for (const b of Buffer.concat([frames[1]!, f.subarray(0, k)])) [...dec.push(Uint8Array.of(b))];
+    for (const b of Buffer.concat([frames[1]!, f.subarray(0, k)])) Array.from(dec.push(Uint8Array.of(b)));
     t.match(caught(() => dec.end()), { kind: 'frame_malformed', detail: `stream ended inside a frame (${k} byte(s) of it received)` }, `cut after ${k}`);
     t.doesNotThrow(() => dec.end(), 'the decoder is reset after reporting it');
   }
@@ -117,7 +117,7 @@ t.test('frame_len 0, 1 and 2 are frame_malformed, whole or byte by byte', (t) =>
     const whole = Buffer.concat([hdr, Buffer.from([1, 0, 0x80, 0x80])]);
     t.equal(kindOf(() => [...new FrameDecoder().push(whole)]), 'frame_malformed', `len ${len} in one chunk`);
     const dec = new FrameDecoder();
-    for (let i = 0; i < 3; i++) [...dec.push(hdr.subarray(i, i + 1))];
+    for (let i = 0; i < 3; i++) Array.from(dec.push(hdr.subarray(i, i + 1)));
     t.equal(kindOf(() => [...dec.push(hdr.subarray(3))]), 'frame_malformed', `len ${len}: detected on the 4th length byte`);
   }
   t.end();
@@ -165,7 +165,7 @@ t.test('frame_len = MAX_FRAME + 1 is frame_too_large from the 4 length bytes alo
   const dec = new FrameDecoder();
   let err: unknown;
   try {
-    [...dec.push(hdr)];
+    Array.from(dec.push(hdr));
   } catch (e) {
     err = e;
   }
@@ -175,7 +175,7 @@ t.test('frame_len = MAX_FRAME + 1 is frame_too_large from the 4 length bytes alo
   t.doesNotThrow(() => dec.end(), 'end() after a failure adds nothing');
 
   const dec2 = new FrameDecoder();
-  for (let i = 0; i < 3; i++) [...dec2.push(hdr.subarray(i, i + 1))];
+  for (let i = 0; i < 3; i++) Array.from(dec2.push(hdr.subarray(i, i + 1)));
   t.equal(kindOf(() => [...dec2.push(hdr.subarray(3))]), 'frame_too_large', 'also when the length arrives byte by byte');
 
   const padded = paddedHeartbeat(MAX_FRAME);
@@ -224,11 +224,11 @@ t.test('the header version is read little-endian on both decoder paths', (t) => 
 t.test('buffered counts the header bytes, then the body being assembled', (t) => {
   const f = encodeFrame(base('Ready'), 1);
   const dec = new FrameDecoder();
-  [...dec.push(f.subarray(0, 2))];
+  Array.from(dec.push(f.subarray(0, 2)));
   t.equal(dec.buffered, 2);
-  [...dec.push(f.subarray(2, 4))];
+  Array.from(dec.push(f.subarray(2, 4)));
   t.equal(dec.buffered, f.length - 4, 'the body buffer, sized from frame_len');
-  [...dec.push(f.subarray(4, 10))];
+  Array.from(dec.push(f.subarray(4, 10)));
   t.equal(dec.buffered, f.length - 4);
   t.equal([...dec.push(f.subarray(10))].length, 1);
   t.equal(dec.buffered, 0);

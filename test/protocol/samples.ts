@@ -77,7 +77,7 @@ export function edgeValues(kind: FieldKind): unknown[] {
 
 /** `base(type)` with one field replaced. */
 export function withField(type: MessageType, name: string, value: unknown): Message {
-  return { ...base(type), [name]: value } as Message;
+  return { ...base(type), [name]: value };
 }
 
 /** Every message the round trip covers: each type's base, then each field at each of its edge values. */

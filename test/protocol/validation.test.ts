@@ -363,7 +363,7 @@ t.test('valid but non-canonical encodings are accepted (integers in any format, 
 });
 
 t.test('the encoder validates too: it refuses what the decoder would refuse', (t) => {
-  const enc = (type: MessageType, field: string, v: unknown): ProtocolError | string => errorOf(() => encodeMessage({ ...base(type), [field]: v } as Message));
+  const enc = (type: MessageType, field: string, v: unknown): ProtocolError | string => errorOf(() => encodeMessage({ ...base(type), [field]: v }));
   const cases: Array<[MessageType, string, unknown]> = [
     ['Hello', 'proto_min', 65_536],
     ['Hello', 'proto_min', -1],

@@ -6,7 +6,7 @@
 
 import t, { type Test } from 'tap';
 import { newHandoffId, type HandoffId } from '../../src/protocol/index.js';
-import { isLockHeld } from '../../src/service/lock.js';
+import { isLockHeld } from '../../src/shared/lock.js';
 import { request } from './harness.js';
 import { drained, incumbent, sealed, spawnSvc, world, type Proc, type World } from './inproc.js';
 

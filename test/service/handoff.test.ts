@@ -4,10 +4,10 @@
  * before sealing, ResumeAfterAbort after it).
  */
 
-import t, { type Test } from 'tap';
-import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
-import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
-import { Child, prepare, setup, type Ctx, Hammer, bindListener, info, lockHolder, makeLayout, readTrace, request, traceEvents, type Layout, type RawListener } from './harness.js';
+import t from 'tap';
+import { NIL_ID, PROTO_MAX, PROTO_MIN, idEquals, newHandoffId } from '../../src/protocol/index.js';
+import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/shared/lock.js';
+import { Child, prepare, setup, type Ctx, Hammer, info, lockHolder, readTrace, request, traceEvents } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = [], over: Partial<ConstructorParameters<typeof Child>[0]> = {}): Child {
   const ch = new Child({ role, listener: c.listener, layout: c.layout, args, ...over });
@@ -41,7 +41,7 @@ t.test('cold start: lock, open, accept, then Hello', async (t) => {
   t.equal(me.build_id, 'kv-1.0.0');
   const put = await request(c.listener.port, 'PUT', '/kv/a', 'one');
   t.equal(put.status, 201);
-  t.same(JSON.parse(put.body), { rev: 1, shard: JSON.parse(put.body).shard });
+  t.same(JSON.parse(put.body), { rev: 1, shard: (JSON.parse(put.body) as { shard: number }).shard });
   t.equal((await request(c.listener.port, 'PUT', '/kv/a', 'two')).status, 200, 'an overwrite is 200');
   t.equal((await request(c.listener.port, 'GET', '/kv/a')).body, 'two');
   t.equal((await request(c.listener.port, 'GET', '/kv/nope')).status, 404);
@@ -145,7 +145,7 @@ t.test('SealFailed: the incumbent keeps the lock, and serves again on Abort', as
   t.equal((await request(c.listener.port, 'PUT', '/kv/a', '1')).status, 201);
   const id = newHandoffId();
   await prepare(o, id);
-  let m = await o.seal(id);
+  const m = await o.seal(id);
   if (m.type !== 'SealFailed') throw new Error(`expected SealFailed, got ${m.type}`);
   t.ok(idEquals(m.handoff_id, id));
   t.equal(m.error, 'fault injection: seal-fail', 'the first line of the error');
@@ -200,7 +200,7 @@ t.test('ResumeAfterAbort after SealComplete: the lock is retaken and the incumbe
   t.equal((await request(c.listener.port, 'PUT', '/kv/a', '1')).status, 201);
   const id = newHandoffId();
   await prepare(o, id);
-  let m = await o.seal(id);
+  const m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
   t.equal(lockHolder(c.layout), null);
   t.notOk(isLockHeld(c.layout.lockPath));
@@ -217,7 +217,7 @@ t.test('ResumeAfterAbort while another process holds the lock: the incumbent exi
   const o = await coldIncumbent(c);
   const id = newHandoffId();
   await prepare(o, id);
-  let m = await o.seal(id);
+  const m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
   const thief = new DataDirLock(c.layout.lockPath);
   await thief.acquire();
@@ -236,7 +236,7 @@ t.test('Abort after SealComplete acts as ResumeAfterAbort; the successor rolls b
   const n = spawnKv(c, 'successor');
   await n.handshake(id);
   await prepare(o, id, n.pid);
-  let m = await o.seal(id);
+  await o.seal(id);
   n.send({ type: 'Begin', handoff_id: id });
   await n.expect('Ready');
   t.equal((await request(c.listener.port, 'PUT', '/kv/by-n', 'n')).status, 201, 'a write accepted by N before the rollback');
@@ -274,7 +274,7 @@ t.test('Commit closes the store, releases the lock and exits 0', async (t) => {
   const o = await coldIncumbent(c);
   const id = newHandoffId();
   await prepare(o, id);
-  let m = await o.seal(id);
+  await o.seal(id);
   o.send({ type: 'Commit', handoff_id: id });
   t.same(await o.waitExit(), { code: 0, signal: null });
   t.notOk(isLockHeld(c.layout.lockPath));
@@ -285,7 +285,7 @@ t.test('a PrepareHandoff that arrives while the incumbent is still resuming wait
   const o = await coldIncumbent(c);
   const id = newHandoffId();
   await prepare(o, id);
-  let m = await o.seal(id);
+  const m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
   // A successor that is slow to go still holds the lock: O's resume has to wait for it.
   const slow = new DataDirLock(c.layout.lockPath);

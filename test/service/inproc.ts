@@ -169,7 +169,7 @@ export class App {
     await this.gates[name];
     const f = this.fail[name];
     if (f === 'hang') await new Promise(() => undefined);
-    if (f) throw f;
+    if (f instanceof Error) throw f;
   }
 
   options(over: Partial<ServiceOptions> = {}): ServiceOptions {

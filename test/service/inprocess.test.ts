@@ -8,7 +8,7 @@ import t from 'tap';
 import fs from 'node:fs';
 import net from 'node:net';
 import { NIL_ID, idEquals, newHandoffId } from '../../src/protocol/index.js';
-import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/service/lock.js';
+import { DataDirLock, checkLockTrace, isLockHeld } from '../../src/shared/lock.js';
 import { SealError, createService, startService, type Acceptor, type ServiceOptions } from '../../src/service/index.js';
 import { HandoffService } from '../../src/service/service.js';
 import { request } from './harness.js';

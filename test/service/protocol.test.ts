@@ -3,10 +3,10 @@
  * messages end the channel (with Abort when a handoff id is known), and then the S-loss rules apply.
  */
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 import fs from 'node:fs';
 import { NIL_ID, encodeFrame, idEquals, newHandoffId } from '../../src/protocol/index.js';
-import { Child, prepare, setup, type Ctx, bindListener, info, lockHolder, makeLayout, request, type Layout, type RawListener } from './harness.js';
+import { Child, prepare, setup, type Ctx, info, lockHolder, request } from './harness.js';
 
 function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = []): Child {
   const ch = new Child({ role, listener: c.listener, layout: c.layout, args });
@@ -175,7 +175,7 @@ t.test('incumbent faults', async (t) => {
     await o.handshake(NIL_ID);
     const id = newHandoffId();
     await prepare(o, id, 1, 100);
-    let m = await o.seal(id);
+    const m = await o.seal(id);
     t.equal(m.type, 'SealComplete');
     t.equal((await o.waitExit()).code, 1);
     t.notOk(fs.existsSync(c.layout.lockPath));
@@ -186,7 +186,7 @@ t.test('incumbent faults', async (t) => {
     await o.handshake(NIL_ID);
     const id = newHandoffId();
     await prepare(o, id, 1, 100);
-    let m = await o.seal(id);
+    await o.seal(id);
     o.send({ type: 'Commit', handoff_id: id });
     await o.waitLog((l) => l.msg === 'committed: closing and exiting');
     t.ok(o.alive, 'still alive after Commit');

@@ -7,7 +7,7 @@
 import t from 'tap';
 import fs from 'node:fs';
 import { newHandoffId } from '../../src/protocol/index.js';
-import { DataDirLock, isLockHeld } from '../../src/service/lock.js';
+import { DataDirLock, isLockHeld } from '../../src/shared/lock.js';
 import type { Acceptor } from '../../src/service/index.js';
 import { within } from './harness.js';
 import { drained, incumbent, sealed, spawnSvc, world } from './inproc.js';

@@ -6,7 +6,7 @@
 
 import t, { type Test } from 'tap';
 import { idEquals, newHandoffId, type HandoffId, type MessageOf } from '../../src/protocol/index.js';
-import { DataDirLock, isLockHeld } from '../../src/service/lock.js';
+import { DataDirLock, isLockHeld } from '../../src/shared/lock.js';
 import { request, within } from './harness.js';
 import { drained, incumbent, sealed, spawnSvc, world, type Log, type Proc } from './inproc.js';
 

@@ -7,7 +7,7 @@
 import t from 'tap';
 import http from 'node:http';
 import { NIL_ID, newHandoffId } from '../../src/protocol/index.js';
-import { checkLockTrace, isLockHeld } from '../../src/service/lock.js';
+import { checkLockTrace, isLockHeld } from '../../src/shared/lock.js';
 import { Child, Hammer, info, lockHolder, prepare, readTrace, request, setup, within, type Ctx } from './harness.js';
 import { incumbent, sealed, spawnSvc, world } from './inproc.js';
 

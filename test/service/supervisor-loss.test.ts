@@ -4,10 +4,10 @@
  * write keeps serving.
  */
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 import http from 'node:http';
 import { NIL_ID, idEquals, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
-import { checkLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace } from '../../src/shared/lock.js';
 import { Child, prepare, setup, type Ctx, info, lockHolder, readTrace, request, within } from './harness.js';
 
 type Over = Partial<ConstructorParameters<typeof Child>[0]>;
@@ -28,7 +28,7 @@ async function incumbent(c: Ctx, args: string[] = [], over: Over = {}): Promise<
 async function sealed(o: Child, id: HandoffId): Promise<void> {
   o.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 1_000n });
   await o.expect('Drained');
-  let m = await o.seal(id);
+  const m = await o.seal(id);
   if (m.type !== 'SealComplete') throw new Error(`expected SealComplete, got ${m.type}`);
 }
 

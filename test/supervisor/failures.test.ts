@@ -5,11 +5,11 @@
 
 import t, { type Test } from 'tap';
 import path from 'node:path';
-import { checkLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace } from '../../src/shared/lock.js';
 import type { Supervisor } from '../../src/supervisor/supervisor.js';
 import { childPids, info, isAlive, logLine, lockAcquirers, lockHolder, phaseEntered, readTrace, request, serving, upgrade, withSupervisor, ROOT, type Env } from './harness.js';
 
-const RAW_PEER = path.join(ROOT, 'test/supervisor/fixtures/raw-peer.mjs');
+const RAW_PEER = path.join(ROOT, 'test/fixtures/raw-peer.mjs');
 
 interface Ctx {
   env: Env;

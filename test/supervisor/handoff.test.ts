@@ -6,8 +6,8 @@
 
 import t from 'tap';
 import net from 'node:net';
-import { LoadGenerator } from '../../src/cli/demo/load.js';
-import { checkLockTrace } from '../../src/service/lock.js';
+import { LoadGenerator } from '../../src/load/index.js';
+import { checkLockTrace } from '../../src/shared/lock.js';
 import { isRestartRecord, type HandoffRecord } from '../../src/supervisor/types.js';
 import { childPids, info, isAlive, lockHolder, nextEvent, openFds, readTrace, request, serving, upgrade, withSupervisor } from './harness.js';
 
@@ -40,7 +40,7 @@ t.test('three handoffs under load: no failure, no refusal, no lost write', async
 });
 
 t.test('a connection made while no child accepts waits and is served', async (t) => {
-  const { env, s, port } = await withSupervisor(t, { restartInitialMs: 500 });
+  const { s, port } = await withSupervisor(t, { restartInitialMs: 500 });
   const first = await info(port);
   const restart = nextEvent(s, 'restart');
   process.kill(first.pid, 'SIGKILL');

@@ -164,34 +164,8 @@ export async function serving(s: Supervisor, timeoutMs = 20_000): Promise<void> 
   });
 }
 
-/** Pids of this process's live children (what S has not reaped). */
-export function childPids(): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) out.push(Number(d));
-    } catch {
-      // The process went away while we looked.
-    }
-  }
-  return out;
-}
-
-export function openFds(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** childPids(): this process's children (what S has not reaped); openFds(): this process's open fds. */
+export { childPids, fdCount as openFds, isAlive } from '../lib/proc.js';
 
 export function readTrace(env: Env): string[] {
   try {

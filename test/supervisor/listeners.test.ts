@@ -16,6 +16,7 @@ import {
   socketAddress,
   type HeldListener,
 } from '../../src/supervisor/listeners.js';
+import { fdCount as openFds } from '../lib/proc.js';
 
 /** The type of a subtest's `t` (the last overload of `t.test` takes just the callback). */
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -95,10 +96,6 @@ async function provesQueueing(t: TapTest, l: HeldListener): Promise<void> {
     'each queued connection was answered by the child, none by this process',
   );
   t.equal(await exited(child), 0);
-}
-
-function openFds(): number {
-  return fs.readdirSync('/proc/self/fd').length;
 }
 
 t.test('a TCP listener queues connections until a child serves them', async (t) => {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
-import { checkLockTrace, lockOwner } from '../../src/service/lock.js';
+import { checkLockTrace, lockOwner } from '../../src/shared/lock.js';
 import { StartLimitError, Supervisor } from '../../src/supervisor/supervisor.js';
 import { ConfigReloadError, isRestartRecord, type HandoffRecord, type RestartRecord, type SupervisorOptions } from '../../src/supervisor/types.js';
 import pino from 'pino';
@@ -22,7 +22,7 @@ const restarts = (s: Supervisor): RestartRecord[] => s.history().filter(isRestar
 
 /** A process outside S that takes the data-dir lock, as a copy of the service started by hand would. */
 async function foreignHolder(lockPath: string): Promise<{ pid: number; stop: () => Promise<void> }> {
-  const lockModule = path.resolve('dist/src/service/lock.js');
+  const lockModule = path.resolve('dist/src/shared/lock.js');
   const code = `import('${lockModule}').then(async ({ DataDirLock }) => { const l = new DataDirLock(${JSON.stringify(lockPath)}); await l.acquire(); process.stdout.write('held\\n'); process.stdin.resume(); process.stdin.on('end', () => process.exit(0)); })`;
   const p = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
   await new Promise<void>((resolve, reject) => {

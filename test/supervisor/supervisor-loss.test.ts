@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { checkLockTrace } from '../../src/service/lock.js';
+import { checkLockTrace } from '../../src/shared/lock.js';
 import type { HandoffRecord } from '../../src/supervisor/types.js';
 import { ROOT, cleanup, info, isAlive, kvArgs, lockHolder, makeEnv, readTrace, request, supervisorOptions, type Env } from './harness.js';
 

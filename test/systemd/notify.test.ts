@@ -200,7 +200,7 @@ t.test('bad input and a missing socket', { skip: noUnixDgram }, async (t) => {
  * A receiver in another process, stopped with SIGSTOP as a busy PID 1 would be: the kernel keeps
  * only net.unix.max_dgram_qlen datagrams (often 10) for it; a sender must wait for the rest.
  */
-async function stoppedReceiver(t: TapTest): Promise<{ path: string; got: string[]; until(pred: () => boolean): Promise<void>; resume(): void }> {
+async function stoppedReceiver(t: TapTest): Promise<{ path: string; got: string[]; until: (pred: () => boolean) => Promise<void>; resume: () => void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-notify-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const sockPath = path.join(dir, 'notify.sock');

@@ -3,7 +3,7 @@
  * then execs the command with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID, as systemd does for a .socket.
  */
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';

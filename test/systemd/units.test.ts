@@ -71,7 +71,7 @@ t.test('systemd-analyze verify passes on the units, without a single warning', {
 t.test('the verify check catches a bad unit (control)', { skip }, async (t) => {
   const bad = verify(unitDir(t, (name, text) => (name.endsWith('.service') ? text.replace('[Service]', '[Service]\nTimeoutReloadSec=5') : text)));
   t.match(bad.output, /Unknown key 'TimeoutReloadSec'/, 'systemd 252 has no TimeoutReloadSec=; a warning is output, so the test above would fail');
-  const missing = verify(unitDir(t, (name, text) => text.replace('ExecStart=/usr/bin/env ', 'ExecStart=/nonexistent/env ')));
+  const missing = verify(unitDir(t, (_name, text) => text.replace('ExecStart=/usr/bin/env ', 'ExecStart=/nonexistent/env ')));
   t.not(missing.status, 0, 'a missing ExecStart binary fails verify');
 });
 

@@ -5,11 +5,11 @@
  */
 
 import { uuidToId, type Message } from '../../src/protocol/index.js';
+import { U64_MAX } from '../../src/protocol/msgpack.js';
 
 const ID = uuidToId('6f1c2e4a-9b3d-4c5e-8f70-1a2b3c4d5e6f');
 const FINGERPRINT = Uint8Array.from(Buffer.from('9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', 'hex'));
 const ABOVE_2_53 = 2n ** 53n + 1n; // 9007199254740993: not representable as a double
-const U64_MAX = 2n ** 64n - 1n;
 
 export const VECTOR_MESSAGES: readonly Message[] = [
   {

@@ -64,7 +64,7 @@ export class SupervisorHost {
     const id = this.nextId++;
     return new Promise<HostResults[K]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: HostResults[keyof HostResults]) => void, reject });
-      this.proc.send({ ...req, id } as HostRequest);
+      this.proc.send({ ...req, id });
     });
   }
 

@@ -3,7 +3,7 @@
  *
  * Needs nothing but the install (and its build): a temp dir holds the data dir, the state dir, the
  * lock and the log. A supervisor host process (host.ts) runs a Supervisor on a loopback port with
- * the kv example; paced clients put it under a PUT/GET load (load.ts); handoffs run one after the
+ * the kv example; paced clients put it under a PUT/GET load (src/load/); handoffs run one after the
  * other while the load runs, each successor with a new `--build-id`; then the load stops, every
  * acknowledged write is read back, the supervisor stops, and the table is printed. Exit 0 only when
  * no request failed, no connection was refused, every handoff committed and every write survived.
@@ -11,11 +11,10 @@
  */
 
 import fs from 'node:fs';
-import type { HandoffPhase } from '../../supervisor/types.js';
+import { INTERVAL_MS, LoadGenerator, PUT_RATIO, loadOptions, type HandoffRun, type LoadOptions, type LoadResult, type VerifyResult } from '../../load/index.js';
 import { SupervisorHost } from './host-client.js';
-import { LoadGenerator, type LoadOptions, type LoadResult, type VerifyResult } from './load.js';
 import { builtPaths } from './paths.js';
-import { buildReport, renderReport, type DemoReport, type HandoffRun } from './report.js';
+import { buildReport, renderReport, type DemoReport } from './report.js';
 import { Guard, infoBuild, kvArgs, makeLayout, portOf, sleep, supervisorOptions } from './setup.js';
 
 export interface DemoOptions {
@@ -33,32 +32,8 @@ export interface DemoOptions {
 
 export const DEMO_DEFAULTS = { port: 0, handoffs: 3, clients: 20, durationMs: 6_000 } as const;
 
-/** Per client: one request per interval at most (20 clients: up to 800 requests/s). */
-export const INTERVAL_MS = 25;
-export const PUT_RATIO = 0.5;
 /** The whole demo, however slow the machine: after this it gives up and says so. */
 const WATCHDOG_MS = 120_000;
-
-export function clientSplit(clients: number): { keepAlive: number; newConnection: number } {
-  const n = Math.max(1, Math.floor(clients));
-  const newConnection = n === 1 ? 0 : Math.max(1, Math.round(n / 5));
-  return { keepAlive: n - newConnection, newConnection };
-}
-
-export function loadOptions(port: number, clients: number, runMs: number): LoadOptions {
-  const split = clientSplit(clients);
-  return {
-    port,
-    keepAliveClients: split.keepAlive,
-    newConnectionClients: split.newConnection,
-    intervalMs: INTERVAL_MS,
-    // A bound on the request count, well above what the run needs: a runaway loop cannot flood.
-    maxRequests: (split.keepAlive + split.newConnection) * Math.ceil(runMs / INTERVAL_MS),
-    keysPerClient: 64,
-    putRatio: PUT_RATIO,
-    timeoutMs: 10_000,
-  };
-}
 
 /** Runs the demo and prints its table (or JSON) to stdout; resolves with the exit code. */
 export async function runDemo(opts: DemoOptions = {}): Promise<number> {
@@ -115,7 +90,7 @@ export async function demo(opts: DemoOptions, progress: (line: string) => void =
       try {
         run.record = await guard.run(
           host.upgrade({ args: kvArgs(paths, layout, build) }, (e) => {
-            if (e.phase !== 'done') run.marks.push({ phase: e.phase as HandoffPhase, at: run.start + e.elapsed_ms });
+            if (e.phase !== 'done') run.marks.push({ phase: e.phase, at: run.start + e.elapsed_ms });
           }),
         );
       } catch (err) {

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_OPTIONS, type SupervisorStatus } from '../../supervisor/types.js';
 import type { HostSupervisorOptions } from './host-protocol.js';
-import { httpRequest } from './load.js';
+import { httpRequest } from '../../load/index.js';
 import type { BuiltPaths } from './paths.js';
 
 export const SHARDS = 4;

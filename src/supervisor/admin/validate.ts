@@ -7,13 +7,14 @@
 import type http from 'node:http';
 import type { UpgradeRequest } from '../types.js';
 import { HttpError } from './errors.js';
+import { TIMER_MAX_MS } from '../../shared/constants.js';
 
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Default and largest `limit` of GET /v1/handoffs. */
 export const DEFAULT_HISTORY_LIMIT = 100;
 export const MAX_HISTORY_LIMIT = 100_000;
-const MAX_DURATION_MS = 2_147_483_647;
+const MAX_DURATION_MS = TIMER_MAX_MS;
 const MAX_STRING_BYTES = 4096;
 const MAX_ARGS = 1024;
 

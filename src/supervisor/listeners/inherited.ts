@@ -2,12 +2,11 @@
 
 import fs from 'node:fs';
 import type { Logger } from 'pino';
+import { ContractError, listenFds } from '../../shared/contract.js';
 import { ListenerError } from './error.js';
 import type { HeldListener } from './held.js';
 import { SocketTable } from './proc-net.js';
 import { isValidListenerName } from './spec.js';
-
-const SD_LISTEN_FDS_START = 3;
 
 /**
  * The listeners systemd passed (LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), at fds 3..3+n-1; null when
@@ -29,27 +28,22 @@ export function inheritedListeners(env: NodeJS.ProcessEnv = process.env, opts: {
     opts.logger?.warn({ LISTEN_PID: pidText, pid: process.pid }, 'LISTEN_FDS is meant for another process; ignored');
     return null;
   }
-  if (!/^[0-9]{1,6}$/.test(fdsText)) throw new ListenerError('bad_inherited', `LISTEN_FDS=${JSON.stringify(fdsText.slice(0, 20))} is not a count`);
-  const n = Number(fdsText);
-  if (n === 0) return null;
-  let names: string[];
-  if (namesText === undefined) {
-    names = Array.from({ length: n }, (_, i) => `fd${SD_LISTEN_FDS_START + i}`);
-  } else {
-    names = namesText.split(':');
-    if (names.length !== n) {
-      throw new ListenerError('bad_inherited', `LISTEN_FDNAMES has ${names.length} names for LISTEN_FDS=${n}`);
-    }
-    names = names.map((name, i) => (isValidListenerName(name) ? name : `fd${SD_LISTEN_FDS_START + i}`));
+  let fds: Array<{ fd: number; name: string | undefined }>;
+  try {
+    fds = listenFds({ LISTEN_FDS: fdsText, LISTEN_FDNAMES: namesText });
+  } catch (e) {
+    if (e instanceof ContractError) throw new ListenerError('bad_inherited', e.message);
+    throw e;
   }
+  if (fds.length === 0) return null;
+  const named = fds.map(({ fd, name }) => ({ fd, name: name !== undefined && isValidListenerName(name) ? name : `fd${fd}` }));
   const seen = new Set<string>();
-  for (const name of names) {
+  for (const { name } of named) {
     if (seen.has(name)) throw new ListenerError('duplicate_name', `LISTEN_FDNAMES names ${JSON.stringify(name)} twice`, name);
     seen.add(name);
   }
   const table = new SocketTable();
-  return names.map((name, i) => {
-    const fd = SD_LISTEN_FDS_START + i;
+  return named.map(({ fd, name }) => {
     let isSocket: boolean;
     try {
       isSocket = fs.fstatSync(fd).isSocket();

@@ -7,10 +7,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { LoadGenerator, type LoadOptions } from '../../src/cli/demo/load.js';
-import { placeInTime, renderReport, buildReport, splitLatency, type HandoffRun } from '../../src/cli/demo/report.js';
-import { percentile, summarize, fmtMs } from '../../src/cli/demo/stats.js';
-import { clientSplit } from '../../src/cli/demo/index.js';
+import { renderReport, buildReport } from '../../src/cli/demo/report.js';
+import { LoadGenerator, clientSplit, fmtMs, percentile, placeInTime, splitLatency, summarize, type HandoffRun, type LoadOptions } from '../../src/load/index.js';
 
 type Mode = 'ok' | 'forget' | 'stale' | 'error500' | 'reset' | 'hang';
 

@@ -167,8 +167,6 @@ export function httpRequest(
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export class LoadGenerator {
   private readonly keys = new Map<string, KeyState>();
   private readonly samples: Sample[] = [];

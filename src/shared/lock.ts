@@ -2,7 +2,7 @@
  * The data-directory lock: the one thing that decides who may write. A proper-lockfile directory
  * (mkdir is atomic) kept fresh by touching its mtime. The supervisor arbitrates it: it never lets a
  * successor take it before the incumbent sealed, and clears it (clearLock) only after it has reaped
- * a dead holder. Both sides import this module.
+ * a dead holder. Both sides import this module (so it lives in src/shared/).
  *
  * Tracing: when HANDOFF_LOCK_TRACE names a file, every acquire, release and clear appends one JSON
  * line to it synchronously, with a monotonic timestamp shared by all processes of the machine. An
@@ -15,9 +15,14 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { DEFAULT_HEARTBEAT_TIMEOUT_MS } from './contract.js';
 
+/** The shortest default stale time (ARCHITECTURE.md, "The data-dir lock"). */
+export const MIN_STALE_MS = 20_000;
+/** The default stale time is this many heartbeat timeouts, when that is longer than MIN_STALE_MS. */
+export const STALE_HEARTBEAT_TIMEOUTS = 4;
+
 /** A lock whose mtime is older than this is stale: well above any heartbeat timeout, so S decides first. */
 export function defaultStaleMs(heartbeatTimeoutMs: number = DEFAULT_HEARTBEAT_TIMEOUT_MS): number {
-  return Math.max(20_000, 4 * heartbeatTimeoutMs);
+  return Math.max(MIN_STALE_MS, STALE_HEARTBEAT_TIMEOUTS * heartbeatTimeoutMs);
 }
 
 export type LockTraceEventName = 'acquire' | 'release' | 'clear';
@@ -295,7 +300,7 @@ export function readLockTrace(file: string): LockTraceEvent[] {
 
 /** The holding intervals of a trace, in order of start. A dead holder's interval ends at the `clear` naming it. */
 export function lockIntervals(trace: Iterable<string> | LockTraceEvent[]): LockInterval[] {
-  const events = Array.isArray(trace) && (trace.length === 0 || typeof trace[0] !== 'string') ? (trace as LockTraceEvent[]) : parseLockTrace(trace as Iterable<string>);
+  const events = Array.isArray(trace) && (trace.length === 0 || typeof trace[0] !== 'string') ? (trace) : parseLockTrace(trace as Iterable<string>);
   const sorted = events
     .map((e, i) => ({ e, t: BigInt(e.t_ns), i }))
     .sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : a.i - b.i));

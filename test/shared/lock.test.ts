@@ -14,8 +14,8 @@ import {
   parseLockTrace,
   readLockTrace,
   traceLockEvent,
-} from '../../src/service/lock.js';
-import { within } from './harness.js';
+} from '../../src/shared/lock.js';
+import { within } from '../service/harness.js';
 
 function tmp(t: Test): { dir: string; lockPath: string; trace: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-lock-'));
