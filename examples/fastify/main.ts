@@ -11,7 +11,7 @@
 
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
-// In your own service: import { createService } from 'handoff/service';
+// In your own service: import { createService } from 'handoff-supervisor/service';
 import { createService } from '../../src/service/index.js';
 
 const { values } = parseArgs({

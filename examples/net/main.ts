@@ -17,7 +17,7 @@
 
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-// In your own service: import { createService } from 'handoff/service';
+// In your own service: import { createService } from 'handoff-supervisor/service';
 import { createService } from '../../src/service/index.js';
 
 const { values } = parseArgs({

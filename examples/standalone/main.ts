@@ -16,7 +16,7 @@
 
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-// In your own service: import { createService } from 'handoff/service';
+// In your own service: import { createService } from 'handoff-supervisor/service';
 import { createService } from '../../src/service/index.js';
 
 const { values } = parseArgs({
