@@ -1,0 +1,165 @@
+/**
+ * A bounded HTTP load for the examples: keep-alive clients (one persistent connection each, reused
+ * across requests and, after a drain closes it, replaced) and new-connection clients, each sending
+ * one GET at a time to a path that answers `{"pid", "build"}`. Clients never retry: every failed
+ * request (an error, a timeout, a non-2xx) is recorded. It stops by itself after `maxRequests`
+ * requests or `maxMs`, whichever comes first.
+ *
+ * The requests themselves are the load kit's (`httpRequest`: deadline, error kinds, reused-socket
+ * flag); what is added is what the examples' tests wait on: who answered each client.
+ */
+
+import http from 'node:http';
+import { httpRequest } from '../../src/load/index.js';
+
+export interface HttpLoadOptions {
+  port: number;
+  path: string;
+  keepAliveClients: number;
+  newConnectionClients: number;
+  /** Each client starts at most one request per interval. */
+  intervalMs: number;
+  maxRequests: number;
+  maxMs: number;
+  /** A request without a complete response by then is a failure. */
+  timeoutMs?: number;
+}
+
+export interface HttpFailure {
+  client: string;
+  kind: string;
+  detail: string;
+  reusedSocket: boolean;
+}
+
+export class HttpClientStats {
+  /** Answers per serving pid. */
+  readonly byPid = new Map<number, number>();
+  /** Connections this client opened (a keep-alive client: 1 until a drain closes one). */
+  connections = 0;
+
+  constructor(
+    readonly name: string,
+    readonly keepAlive: boolean,
+  ) {}
+}
+
+export interface HttpLoadResult {
+  ok: number;
+  failures: HttpFailure[];
+  /** True when maxRequests or maxMs stopped the load before stop() did. */
+  capped: boolean;
+}
+
+export class HttpLoad {
+  readonly clients: HttpClientStats[] = [];
+  private readonly failures: HttpFailure[] = [];
+  private readonly agents: http.Agent[] = [];
+  private loops: Array<Promise<void>> = [];
+  private waiters: Array<() => void> = [];
+  private sleepers: Array<() => void> = [];
+  private requests = 0;
+  private ok = 0;
+  private capped = false;
+  private stopping = false;
+  private deadline: NodeJS.Timeout | undefined;
+  private result: Promise<HttpLoadResult> | undefined;
+
+  constructor(private readonly o: HttpLoadOptions) {}
+
+  start(): void {
+    for (let i = 0; i < this.o.keepAliveClients; i++) {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      this.agents.push(agent);
+      this.loops.push(this.client(new HttpClientStats(`ka${i}`, true), agent));
+    }
+    for (let i = 0; i < this.o.newConnectionClients; i++) this.loops.push(this.client(new HttpClientStats(`nc${i}`, false), false));
+    this.deadline = setTimeout(() => {
+      this.capped = true;
+      this.halt();
+    }, this.o.maxMs);
+  }
+
+  /** Resolves once `pred` holds (checked after every answer); rejects when the load has ended first. */
+  until(pred: () => boolean, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (pred()) resolve();
+        else if (this.stopping) reject(new Error(`the load ended (${this.requests} requests, capped: ${this.capped}) before ${what}; failures: ${JSON.stringify(this.failures.slice(0, 5))}`));
+        else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  /** Stops sending, waits for the requests in flight; idempotent. */
+  stop(): Promise<HttpLoadResult> {
+    this.result ??= (async () => {
+      this.halt();
+      await Promise.all(this.loops);
+      for (const a of this.agents) a.destroy();
+      return { ok: this.ok, failures: this.failures, capped: this.capped };
+    })();
+    return this.result;
+  }
+
+  /** One request on a new connection, outside the load. */
+  once(): Promise<{ status: number; body: string }> {
+    return httpRequest(this.o.port, '127.0.0.1', 'GET', this.o.path, undefined, false, this.o.timeoutMs ?? 10_000);
+  }
+
+  private halt(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearTimeout(this.deadline);
+    this.sleepers.splice(0).forEach((w) => w());
+    this.wake();
+  }
+
+  private wake(): void {
+    this.waiters.splice(0).forEach((w) => w());
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.sleepers.push(done);
+    });
+  }
+
+  private async client(c: HttpClientStats, agent: http.Agent | false): Promise<void> {
+    this.clients.push(c);
+    // Spread the clients over one interval so that they do not all fire together.
+    await this.pause(Math.random() * this.o.intervalMs);
+    while (!this.stopping) {
+      if (this.requests >= this.o.maxRequests) {
+        this.capped = true;
+        this.halt();
+        return;
+      }
+      this.requests++;
+      const started = performance.now();
+      try {
+        const r = await httpRequest(this.o.port, '127.0.0.1', 'GET', this.o.path, undefined, agent, this.o.timeoutMs ?? 10_000);
+        if (!r.reusedSocket) c.connections++;
+        if (r.status !== 200) {
+          this.failures.push({ client: c.name, kind: `status ${r.status}`, detail: r.body.slice(0, 200), reusedSocket: r.reusedSocket });
+        } else {
+          const who = JSON.parse(r.body) as { pid: number };
+          c.byPid.set(who.pid, (c.byPid.get(who.pid) ?? 0) + 1);
+          this.ok++;
+        }
+      } catch (err) {
+        const e = err as Error & { kind?: string; reusedSocket?: boolean };
+        this.failures.push({ client: c.name, kind: e.kind ?? 'error', detail: e.message, reusedSocket: e.reusedSocket ?? false });
+      }
+      this.wake();
+      await this.pause(this.o.intervalMs - (performance.now() - started));
+    }
+  }
+}
