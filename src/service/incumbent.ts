@@ -12,7 +12,7 @@ import { SealError } from './types.js';
 import { failChannel, firstLine, toU64List, unexpected, wireText } from './wire.js';
 
 /** How long an incumbent aborted after SealComplete tries to retake the lock S just saw it release. */
-export const RESUME_LOCK_WINDOW_MS = 2_000;
+const RESUME_LOCK_WINDOW_MS = 2_000;
 
 /** Holding the lock, not serving: a call-off means serve again, the lock never moved. */
 type Holding = StateOf<'draining' | 'drained' | 'seal-failed' | 'sealing'>;
