@@ -1,7 +1,7 @@
 /**
  * Accept control: which server accepts on which inherited listener, opening and closing accept,
  * and the drain that follows a close. Each opening takes a fresh duplicate from the listener pool,
- * so the inherited masters stay open for a resume, a stop, or the next process.
+ * so the inherited masters stay open for a resume, a stop, or whichever process serves after this one.
  */
 
 import type { EventEmitter } from 'node:events';

@@ -1,129 +1,66 @@
 /**
- * What each message from S means in each phase: which flow step it starts, and how an Abort (or
- * ResumeAfterAbort) unwinds from wherever the handoff got to. Anything out of turn is a protocol
- * error, which fails the channel.
+ * Messages from S become the table's events (machine.ts), once the handoff-id rules let them
+ * through. A message must name the handoff in flight; one that names the last handoff called off
+ * here crossed that call-off on the wire and is no violation; any other id is
+ * `handoff_id_mismatch`. Out of turn (not in the phase's row) is `unexpected_message`. Either
+ * fails the channel.
  */
 
-import { idEquals, idToString, type Channel, type HandoffId, type Message, type MessageOf } from '../protocol/index.js';
-import { RESUME_LOCK_WINDOW_MS, type IncumbentFlow } from './incumbent.js';
-import type { Runtime } from './runtime.js';
-import type { SuccessorFlow } from './successor.js';
-import { checkId, unexpected } from './wire.js';
+import { idEquals, idToString, type HandoffId, type Message } from '../protocol/index.js';
+import { fire, type Machine } from './machine.js';
+import { idMismatch, unexpected } from './wire.js';
 
-export class Dispatcher {
-  constructor(
-    private readonly rt: Runtime,
-    private readonly incumbent: IncumbentFlow,
-    private readonly successor: SuccessorFlow,
-  ) {}
-
-  /** Throws a ProtocolError (or anything else a handler throws) for the caller to fail the channel with. */
-  onMessage(channel: Channel, msg: Message): void {
-    const rt = this.rt;
-    const phase = rt.phase;
-    switch (msg.type) {
-      case 'Heartbeat':
-        return;
-      case 'PrepareHandoff':
-        return this.incumbent.prepare(channel, msg);
-      case 'SealRequest':
-        if (this.endedHere(msg.handoff_id)) {
-          // Crossed our Abort (a deadline, a silent S): S reads that Abort next and calls it off.
-          rt.logger.info({ handoff_id: idToString(msg.handoff_id) }, 'SealRequest for a handoff already called off here; ignored');
-          return;
-        }
-        checkId(msg.handoff_id, rt.currentId);
-        if (phase !== 'drained') unexpected(msg, phase);
-        rt.task(this.incumbent.seal(channel));
-        return;
-      case 'Commit':
-        if (this.endedHere(msg.handoff_id) && rt.lock !== undefined && !rt.lock.held) {
-          // We called it off (a silent S) after sealing, but S read the successor's Ready first:
-          // the successor holds the lock and serves, so this is a commit for us too.
-          rt.logger.info({ handoff_id: idToString(msg.handoff_id) }, 'Commit for a handoff called off here while the successor holds the lock: committing');
-          rt.task(this.incumbent.commit());
-          return;
-        }
-        checkId(msg.handoff_id, rt.currentId);
-        if (phase !== 'sealed') unexpected(msg, phase);
-        rt.task(this.incumbent.commit());
-        return;
-      case 'Begin':
-        checkId(msg.handoff_id, rt.currentId);
-        if (phase !== 'awaiting-begin' || !rt.asSuccessor) unexpected(msg, phase);
-        rt.task(this.successor.begin(channel));
-        return;
-      case 'Abort':
-      case 'ResumeAfterAbort':
-        return this.onAbort(msg);
-      default:
-        unexpected(msg, phase);
-    }
-  }
-
-  /** `id` names a handoff this incumbent called off or is calling off (resuming from it). */
-  private endedHere(id: HandoffId): boolean {
-    const rt = this.rt;
-    if (rt.currentId && idEquals(id, rt.currentId)) return rt.phase === 'resuming';
-    return rt.lastEndedId !== undefined && idEquals(id, rt.lastEndedId);
-  }
-
-  private onAbort(msg: MessageOf<'Abort'> | MessageOf<'ResumeAfterAbort'>): void {
-    const rt = this.rt;
-    const reason = msg.type === 'Abort' ? msg.reason : 'resume after abort';
-    const id = msg.handoff_id;
-    if (!rt.currentId || !idEquals(id, rt.currentId)) {
-      if (rt.lastEndedId && idEquals(id, rt.lastEndedId)) {
+/** Throws a ProtocolError (or anything else a handler throws) for the caller to fail the channel with. */
+export function onMessage(m: Machine, msg: Message): void {
+  const rt = m.rt;
+  switch (msg.type) {
+    case 'Heartbeat':
+      return;
+    case 'PrepareHandoff':
+      return fire(m, { kind: 'PrepareHandoff', msg });
+    case 'SealRequest':
+      if (named(m, msg.handoff_id) === 'ended') return m.incumbent.ignoreCrossed(msg);
+      inFlight(m, msg.handoff_id);
+      return fire(m, { kind: 'SealRequest', msg });
+    case 'Commit':
+      if (named(m, msg.handoff_id) === 'ended' && m.incumbent.successorHoldsLock()) return m.incumbent.commitCalledOff(msg);
+      inFlight(m, msg.handoff_id);
+      return fire(m, { kind: 'Commit', msg });
+    case 'Begin':
+      inFlight(m, msg.handoff_id);
+      return fire(m, { kind: 'Begin', msg });
+    case 'Abort':
+    case 'ResumeAfterAbort': {
+      const reason = msg.type === 'Abort' ? msg.reason : 'resume after abort';
+      const id = msg.handoff_id;
+      const n = named(m, id);
+      if (n === 'ended') {
         rt.logger.debug({ type: msg.type }, 'the handoff already ended here; ignored');
         return;
       }
-      if (msg.type === 'Abort' && !rt.currentId && rt.phase === 'serving') {
+      if (n === 'other' && msg.type === 'Abort' && rt.inFlight === undefined && rt.phase === 'serving') {
         // S may call off a handoff it never told us about (the successor failed early): harmless.
         rt.logger.warn({ handoff_id: idToString(id), reason }, 'Abort for a handoff this process is not part of; ignored');
         return;
       }
-      checkId(id, rt.currentId);
+      inFlight(m, id);
+      rt.logger.warn({ type: msg.type, reason, phase: rt.phase }, 'handoff called off');
+      return msg.type === 'Abort' ? fire(m, { kind: 'Abort', msg, reason }) : fire(m, { kind: 'ResumeAfterAbort', msg, reason });
     }
-    const phase = rt.phase;
-    rt.logger.warn({ type: msg.type, reason, phase }, 'handoff called off');
-    switch (phase) {
-      case 'awaiting-begin':
-      case 'beginning':
-      case 'unhealthy':
-        if (msg.type === 'ResumeAfterAbort') unexpected(msg, phase);
-        rt.events.emit('aborted', { reason, phase });
-        rt.task(this.successor.rollback());
-        return;
-      case 'serving':
-        if (rt.asSuccessor && msg.type === 'Abort') {
-          // Rolled back after Ready (revisions, deadline, operator): drain, close, let the lock go.
-          rt.events.emit('aborted', { reason, phase });
-          rt.task(this.successor.rollback());
-          return;
-        }
-        unexpected(msg, phase);
-        return;
-      case 'draining':
-      case 'drained':
-      case 'seal-failed':
-        rt.events.emit('aborted', { reason, phase });
-        rt.task(this.incumbent.undoHeld());
-        return;
-      case 'sealing':
-        rt.abortPending = reason;
-        return;
-      case 'sealed':
-        rt.events.emit('aborted', { reason, phase });
-        rt.task(this.incumbent.resumeReleased(RESUME_LOCK_WINDOW_MS, 50));
-        return;
-      case 'resuming':
-      case 'committing':
-      case 'stopping':
-      case 'exiting':
-        rt.logger.debug({ phase }, `${msg.type} ignored`);
-        return;
-      default:
-        unexpected(msg, phase);
-    }
+    default:
+      unexpected(msg, rt.phase);
   }
+}
+
+/** Which handoff `id` names: the one in flight, the last one called off here, or another. */
+function named(m: Machine, id: HandoffId): 'in-flight' | 'ended' | 'other' {
+  const inFlight = m.rt.inFlight;
+  if (inFlight && idEquals(id, inFlight)) return 'in-flight';
+  if (m.rt.lastEnded && idEquals(id, m.rt.lastEnded)) return 'ended';
+  return 'other';
+}
+
+function inFlight(m: Machine, id: HandoffId): void {
+  const inFlight = m.rt.inFlight;
+  if (!inFlight || !idEquals(id, inFlight)) throw idMismatch(id, inFlight);
 }

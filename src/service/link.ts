@@ -1,11 +1,10 @@
 /**
  * The control channel to S: opening it on the inherited fd, the Hello exchange every supervised
- * start begins with, and the receive loop that hands each message to the dispatcher.
+ * start begins with, and the receive loop that hands each message on (dispatch.ts).
  */
 
 import net from 'node:net';
 import { Channel, PROTO_MAX, PROTO_MIN, ProtocolError, asProtocolError, idToString, type Message, type MessageOf, type MessageType, type Side } from '../protocol/index.js';
-import type { Dispatcher } from './dispatch.js';
 import type { Runtime } from './runtime.js';
 import type { SupervisorLoss } from './supervisor-loss.js';
 import { failChannel } from './wire.js';
@@ -13,7 +12,8 @@ import { failChannel } from './wire.js';
 export class SupervisorLink {
   constructor(
     private readonly rt: Runtime,
-    private readonly dispatcher: Dispatcher,
+    /** Acts on one message from S; throws what fails the channel. */
+    private readonly onMessage: (msg: Message) => void,
     private readonly loss: SupervisorLoss,
   ) {}
 
@@ -63,11 +63,11 @@ export class SupervisorLink {
         this.end(err, last === 'Abort');
         return;
       }
-      if (this.rt.exiting) return;
+      if (this.rt.phase === 'exiting') return;
       if (msg.type === 'Heartbeat') continue;
       this.rt.logger.debug({ type: msg.type }, 'received');
       try {
-        this.dispatcher.onMessage(channel, msg);
+        this.onMessage(msg);
         last = msg.type;
       } catch (err) {
         last = undefined;

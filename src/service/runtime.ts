@@ -1,8 +1,7 @@
 /**
  * What one service process shares between its flows (start, incumbent, successor, S loss, stop):
- * the configuration, the mutable handoff state, and the endings any flow may reach (close the
- * state, let the lock go, exit). The flows read and write the state directly: it is one process's
- * single-threaded state machine, split across modules only for size.
+ * the configuration, the machine's state (machine.ts: private here, moved only by `enter`), and
+ * the endings any flow may reach (close the state, let the lock go, exit).
  */
 
 import type { EventEmitter } from 'node:events';
@@ -11,6 +10,7 @@ import { AcceptControl } from './accept.js';
 import { readContract, type ServiceContract } from '../shared/contract.js';
 import { DataDirLock } from '../shared/lock.js';
 import { defaultLogger, type Logger } from './logger.js';
+import { handoffOf, type State } from './machine.js';
 import type { ServiceEvents, ServiceOptions, ServicePhase } from './types.js';
 import { firstLine } from './wire.js';
 
@@ -26,31 +26,25 @@ export class Runtime {
   readonly accept: AcceptControl;
   readonly lock: DataDirLock | undefined;
 
-  phase: ServicePhase = 'idle';
+  #state: State = { phase: 'idle' };
   channel: Channel | undefined;
-  /** The handoff in flight, if any (as successor: the one we came with, until the next PrepareHandoff). */
-  currentId: HandoffId | undefined;
-  /** Set while we are the successor of `currentId` (until a PrepareHandoff makes us a plain incumbent). */
-  asSuccessor = false;
-  lastEndedId: HandoffId | undefined;
-  /** Bumped whenever a drain is called off; a drain that finishes late then sends nothing. */
-  epoch = 0;
-  abortPending: string | undefined;
-  sealStarted = false;
+  /** The last handoff this incumbent called off and served again after: its late messages are no violation. */
+  lastEnded: HandoffId | undefined;
   /**
-   * What we know of S: `heard` (frames arrive), `silent` (none for the heartbeat timeout on a
-   * channel still open: maybe paused, not gone), `lost` (the channel closed: gone for good).
+   * What we know of S, whatever the phase: `heard` (frames arrive), `silent` (none for the
+   * heartbeat timeout on a channel still open: maybe paused, not gone), `lost` (the channel
+   * closed: gone for good). Written by SupervisorLoss only.
    */
   supervisor: 'heard' | 'silent' | 'lost' = 'heard';
-  exiting = false;
-  stopping = false;
-  opened = false;
   /** Heartbeat and watchdog intervals. */
   timers: NodeJS.Timeout[] = [];
-  /** The incumbent's own handoff deadline (see IncumbentFlow.armDeadline). */
+  /** The incumbent's own handoff deadline (IncumbentFlow.armDeadline); it lives only while draining or drained. */
   deadlineTimer: NodeJS.Timeout | undefined;
   servingResolve: (() => void) | undefined;
   removeSignalHandlers: () => void = () => undefined;
+  /** Settles once the process has been told to end (never, when that is process.exit). */
+  readonly exited: Promise<void>;
+  #exitedResolve: () => void = () => undefined;
 
   constructor(
     readonly opts: ServiceOptions,
@@ -64,7 +58,8 @@ export class Runtime {
     this.contract = { ...fromEnv, ...over, sockFd, supervised: sockFd !== undefined };
     this.buildId = typeof opts.buildId === 'string' ? new Uint8Array(Buffer.from(opts.buildId, 'utf8')) : opts.buildId;
     if (this.buildId.length > MAX_BUILD_ID) throw new RangeError(`buildId is longer than ${MAX_BUILD_ID} bytes`);
-    this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.exiting || this.phase === 'stopping' || this.phase === 'exiting');
+    this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.phase === 'stopping' || this.phase === 'exiting');
+    this.exited = new Promise((resolve) => (this.#exitedResolve = resolve));
 
     const envLock = this.contract.lockPath;
     if (envLock && opts.lockPath && envLock !== opts.lockPath) {
@@ -82,9 +77,29 @@ export class Runtime {
       : undefined;
   }
 
+  get state(): State {
+    return this.#state;
+  }
+
+  get phase(): ServicePhase {
+    return this.#state.phase;
+  }
+
+  /** The one way the state moves (TABLE's handlers and the steps they start). */
+  enter(next: State): void {
+    if (next.phase !== 'draining' && next.phase !== 'drained') this.clearDeadline();
+    this.#state = next;
+  }
+
+  /** The handoff S's messages must name (machine.ts handoffOf). */
+  get inFlight(): HandoffId | undefined {
+    return handoffOf(this.#state);
+  }
+
   /** The handoff in flight (canonical UUID form), if any. */
   get handoffId(): string | undefined {
-    return this.currentId ? idToString(this.currentId) : undefined;
+    const id = this.inFlight;
+    return id ? idToString(id) : undefined;
   }
 
   /** The Abort reason for a handoff called off because S fell silent. */
@@ -92,8 +107,12 @@ export class Runtime {
     return abortReason('heartbeat_timeout', `no frame from the supervisor for ${this.contract.heartbeatTimeoutMs} ms; the incumbent serves on`);
   }
 
-  becomeServing(): void {
-    this.phase = 'serving';
+  /**
+   * The start step's end (as successor: of `successorOf`). A stop or an exit that came meanwhile
+   * keeps its phase; start() resolves either way.
+   */
+  becomeServing(successorOf?: HandoffId): void {
+    if (this.phase === 'starting' || this.phase === 'beginning') this.enter({ phase: 'serving', successorOf });
     const r = this.servingResolve;
     this.servingResolve = undefined;
     r?.();
@@ -136,12 +155,14 @@ export class Runtime {
     return this.exit(1);
   }
 
-  /** Flushes what is owed to S and exits; the lock (if still held) goes with the process. */
-  async exit(code: number): Promise<void> {
-    if (this.exiting) return;
-    this.exiting = true;
-    this.phase = 'exiting';
-    this.clearDeadline();
+  /**
+   * Flushes what is owed to S and exits; the lock (if still held) goes with the process. `first`:
+   * what to close once exiting (a successor's rollback), before that.
+   */
+  async exit(code: number, first?: () => Promise<void>): Promise<void> {
+    if (this.phase === 'exiting') return;
+    this.enter({ phase: 'exiting', handoff: this.inFlight });
+    await first?.();
     this.stopTimers();
     await this.flushChannel();
     this.logger.info({ code }, 'exiting');
@@ -152,6 +173,7 @@ export class Runtime {
     this.channel?.close();
     this.removeSignalHandlers();
     this.opts.exit(code);
+    this.#exitedResolve();
   }
 
   /** Runs a step in the background; a step that throws is a bug, and ends the process. */

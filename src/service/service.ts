@@ -8,20 +8,21 @@
  * the incumbent lets it go only after its seal hook stopped writes; a successor takes it only when
  * S says Begin; when S is lost, whoever holds the lock serves and nobody else does.
  *
- * HandoffService is the public face; the work is split by concept: runtime.ts (shared state and
- * endings), start.ts, incumbent.ts, successor.ts, dispatch.ts (messages), link.ts (the channel),
- * supervisor-loss.ts, accept.ts, stop.ts.
+ * HandoffService is the public face; the work is split by concept: machine.ts (the phases and the
+ * transition table), runtime.ts (shared state and endings), start.ts, incumbent.ts, successor.ts,
+ * dispatch.ts (messages), link.ts (the channel), supervisor-loss.ts, accept.ts, stop.ts.
  */
 
 import { EventEmitter } from 'node:events';
 import type { ServiceContract } from '../shared/contract.js';
-import { Dispatcher } from './dispatch.js';
+import { onMessage } from './dispatch.js';
 import { IncumbentFlow } from './incumbent.js';
 import { SupervisorLink } from './link.js';
 import type { Logger } from './logger.js';
+import { fire, type Machine, type ServiceEv } from './machine.js';
 import { Runtime } from './runtime.js';
 import { runColdStart, runStandalone, runSuccessor } from './start.js';
-import { handleSignals, stop } from './stop.js';
+import { handleSignals } from './stop.js';
 import { SuccessorFlow } from './successor.js';
 import { SupervisorLoss } from './supervisor-loss.js';
 import type { ServiceEvents, ServiceOptions, ServicePhase } from './types.js';
@@ -30,6 +31,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   readonly logger: Logger;
   readonly contract: ServiceContract;
   private readonly rt: Runtime;
+  private readonly machine: Machine;
   private readonly link: SupervisorLink;
 
   constructor(opts: ServiceOptions) {
@@ -38,10 +40,10 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.rt = rt;
     this.logger = rt.logger;
     this.contract = rt.contract;
-    const incumbent = new IncumbentFlow(rt);
-    const successor = new SuccessorFlow(rt);
-    const dispatcher = new Dispatcher(rt, incumbent, successor);
-    this.link = new SupervisorLink(rt, dispatcher, new SupervisorLoss(rt, incumbent, successor));
+    const fireOne = (e: ServiceEv): void => fire(this.machine, e);
+    const loss = new SupervisorLoss(rt, fireOne);
+    this.machine = { rt, incumbent: new IncumbentFlow(rt, fireOne), successor: new SuccessorFlow(rt), loss };
+    this.link = new SupervisorLink(rt, (msg) => onMessage(this.machine, msg), loss);
   }
 
   get phase(): ServicePhase {
@@ -74,7 +76,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
   start(): Promise<void> {
     const rt = this.rt;
     if (rt.phase !== 'idle') return Promise.reject(new Error('start() was already called'));
-    rt.phase = 'starting';
+    rt.enter({ phase: 'starting' });
     if (rt.opts.handleSignals !== false) rt.removeSignalHandlers = handleSignals(rt, () => this.stop());
     const serving = new Promise<void>((resolve) => {
       rt.servingResolve = resolve;
@@ -84,9 +86,13 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     return serving;
   }
 
-  /** Graceful stop (what SIGTERM does): stop accepting, drain, close, release the lock, exit 0. */
+  /**
+   * Graceful stop (what SIGTERM does): stop accepting, drain, close, release the lock, exit 0.
+   * Settles once the process has been told to end.
+   */
   stop(): Promise<void> {
-    return stop(this.rt);
+    fire(this.machine, { kind: 'stop' });
+    return this.rt.exited;
   }
 }
 

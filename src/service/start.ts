@@ -43,10 +43,10 @@ export async function runSuccessor(rt: Runtime, link: SupervisorLink): Promise<v
     link.end(new ProtocolError('handoff_id_mismatch', 'HelloAck to a successor carries the nil handoff id'));
     return;
   }
-  rt.currentId = ack.handoff_id;
-  rt.asSuccessor = true;
+  // A stop or an exit during the Hello owns the ending.
+  if (rt.phase !== 'starting') return;
   channel.handoffId = ack.handoff_id;
-  rt.phase = 'awaiting-begin';
+  rt.enter({ phase: 'awaiting-begin', handoff: ack.handoff_id });
   void link.loop(channel);
 }
 
@@ -66,7 +66,6 @@ async function takeLockOrExit(rt: Runtime): Promise<boolean> {
 async function openOrExit(rt: Runtime): Promise<boolean> {
   try {
     const res = await rt.opts.open();
-    rt.opened = true;
     toU64List(res.revisions, 'open().revisions');
     return true;
   } catch (err) {

@@ -1,6 +1,7 @@
 /**
  * Stopping on request (SIGTERM, SIGINT, or stop()): stop accepting, drain, close, let the lock go,
- * exit 0. A second request does not wait for the first.
+ * exit 0. A second request does not wait for the first. Which phase stops how is the table's
+ * `stop` column (machine.ts).
  */
 
 import type { Runtime } from './runtime.js';
@@ -22,20 +23,10 @@ export function handleSignals(rt: Runtime, stop: () => Promise<void>): () => voi
   };
 }
 
-export async function stop(rt: Runtime): Promise<void> {
-  if (rt.exiting) return;
-  if (rt.stopping) {
-    rt.logger.warn('second stop request: exiting now');
-    return rt.exit(1);
-  }
-  rt.stopping = true;
-  const was = rt.phase;
-  rt.phase = 'stopping';
-  // A drain or a deadline in flight must not act on a process that is stopping.
-  rt.epoch++;
-  rt.clearDeadline();
-  // Nothing served yet: nothing to drain.
-  if (was === 'idle' || was === 'starting' || was === 'awaiting-begin') return rt.exit(0);
+/** The stop of a process that may have served: its clients are drained, never reset. */
+export async function stopServing(rt: Runtime): Promise<void> {
+  // Leaving the phase is what makes a drain, a deadline or a resume in flight stand down.
+  rt.enter({ phase: 'stopping', handoff: rt.inFlight });
   await rt.accept.stop();
   // S's grace by default: S kills us after it (+1 s), so a longer drain would be cut short.
   const left = await rt.accept.drain(rt.opts.stopGraceMs ?? rt.contract.drainGraceMs ?? DEFAULT_STOP_GRACE_MS);
@@ -43,4 +34,10 @@ export async function stop(rt: Runtime): Promise<void> {
   await rt.runClose();
   await rt.releaseLock();
   return rt.exit(0);
+}
+
+/** A second stop request while the first drains. */
+export function stopAtOnce(rt: Runtime): Promise<void> {
+  rt.logger.warn('second stop request: exiting now');
+  return rt.exit(1);
 }

@@ -4,23 +4,27 @@
  * (draining like an incumbent once it has accepted, so no client is reset).
  */
 
-import { abortReason, idToString, type Channel, type ErrorKind } from '../protocol/index.js';
+import { abortReason, idToString, type ErrorKind, type HandoffId } from '../protocol/index.js';
 import { LockHeldError } from '../shared/lock.js';
+import type { StateOf } from './machine.js';
 import type { Runtime } from './runtime.js';
-import { stop } from './stop.js';
+import { stopServing } from './stop.js';
 import { firstLine, toU64List } from './wire.js';
+
+/** The phases a successor leaves from when its handoff is called off. */
+type Leaving = StateOf<'awaiting-begin' | 'beginning' | 'unhealthy' | 'serving'>;
 
 export class SuccessorFlow {
   constructor(private readonly rt: Runtime) {}
 
-  async begin(channel: Channel): Promise<void> {
+  async begin(id: HandoffId): Promise<void> {
     const rt = this.rt;
-    const id = rt.currentId!;
-    rt.phase = 'beginning';
+    const channel = rt.channel!;
+    rt.enter({ phase: 'beginning', handoff: id });
     rt.logger.info({ handoff_id: idToString(id) }, 'begin');
     rt.events.emit('begin', { handoffId: idToString(id) });
     const fail = async (kind: ErrorKind, err: unknown): Promise<void> => {
-      if (rt.exiting) return;
+      if (rt.phase === 'exiting') return;
       const reason = abortReason(kind, firstLine(err));
       rt.logger.error({ reason }, 'successor failed; aborting the handoff');
       channel.send({ type: 'Abort', handoff_id: id, reason });
@@ -28,7 +32,7 @@ export class SuccessorFlow {
       return rt.exit(1);
     };
     // Each hook may outlast the handoff (an Abort, S lost, a stop): check before every next step.
-    const stillOn = (): boolean => rt.phase === 'beginning' && !rt.exiting;
+    const stillOn = (): boolean => rt.phase === 'beginning';
     try {
       await rt.opts.begin?.();
     } catch (err) {
@@ -47,7 +51,6 @@ export class SuccessorFlow {
     let revisions: bigint[];
     try {
       const res = await rt.opts.open();
-      rt.opened = true;
       revisions = toU64List(res.revisions, 'open().revisions');
     } catch (err) {
       return fail('successor_failed', err);
@@ -62,43 +65,43 @@ export class SuccessorFlow {
       healthy = false;
     }
     if (!stillOn()) return;
-    if (!healthy) return this.unhealthy(channel, revisions);
+    if (!healthy) return this.unhealthy(id, revisions);
     try {
       await rt.accept.start();
     } catch (err) {
       return fail('successor_failed', err);
     }
     if (!stillOn()) return;
-    rt.becomeServing();
+    rt.becomeServing(id);
     if (rt.supervisor === 'lost') {
       rt.logger.warn('the supervisor was lost after Begin; holding the lock, serving');
       return;
     }
-    this.ready(channel, true, revisions);
+    this.ready(id, true, revisions);
     await rt.flushChannel();
     rt.events.emit('ready', { healthy: true, revisions });
   }
 
   /** Not healthy: say so in Ready and wait, not accepting, for S's Abort (or leave if S is gone). */
-  private async unhealthy(channel: Channel, revisions: bigint[]): Promise<void> {
+  private async unhealthy(id: HandoffId, revisions: bigint[]): Promise<void> {
     const rt = this.rt;
-    rt.phase = 'unhealthy';
+    const s = { phase: 'unhealthy', handoff: id } as const;
+    rt.enter(s);
     if (rt.supervisor === 'lost') {
       // Nobody will call this handoff off: let the lock go, so the incumbent can retake it and serve.
       rt.logger.warn('the supervisor was lost after Begin and this successor is not healthy: letting the lock go');
-      rt.events.emit('aborted', { reason: 'supervisor lost', phase: rt.phase });
-      return this.rollback();
+      return this.rollBack(s, 'supervisor lost');
     }
-    this.ready(channel, false, revisions);
+    this.ready(id, false, revisions);
     rt.logger.warn('not healthy: not accepting; waiting for the supervisor to call the handoff off');
     await rt.flushChannel();
     rt.events.emit('ready', { healthy: false, revisions });
   }
 
-  private ready(channel: Channel, healthy: boolean, revisions: bigint[]): void {
-    channel.send({
+  private ready(id: HandoffId, healthy: boolean, revisions: bigint[]): void {
+    this.rt.channel!.send({
       type: 'Ready',
-      handoff_id: this.rt.currentId!,
+      handoff_id: id,
       listening_on: this.rt.accept.names,
       healthz_ok: healthy,
       advertised_revision_per_shard: revisions,
@@ -106,22 +109,26 @@ export class SuccessorFlow {
     this.rt.logger.info({ healthz_ok: healthy, revisions: revisions.map(String) }, 'ready');
   }
 
+  /** The handoff we are the successor of is called off (or S is gone while we are unhealthy). */
+  rollBack(from: Leaving, reason: string): void {
+    this.rt.events.emit('aborted', { reason, phase: from.phase });
+    this.rt.task(this.leave(from));
+  }
+
   /**
-   * The handoff we were the successor of was called off (or S is gone while we are unhealthy):
-   * leave. Once accept has opened, that is a stop: its clients are drained like an incumbent's,
+   * Leave. Once accept has opened, that is a stop: its clients are drained like an incumbent's,
    * never reset. Otherwise: close the state, let the lock go, exit 0.
    */
-  async rollback(): Promise<void> {
+  private async leave(from: Leaving): Promise<void> {
     const rt = this.rt;
-    if (rt.accept.open) return stop(rt);
-    // Mid-begin, a hook may still be running: the lock then goes with the process, atomically.
-    const hooksDone = rt.phase !== 'beginning';
-    rt.phase = 'exiting';
-    await rt.accept.stop();
-    if (hooksDone) {
-      if (rt.opened) await rt.runClose();
+    if (rt.accept.open) return stopServing(rt);
+    return rt.exit(0, async () => {
+      await rt.accept.stop();
+      // Mid-begin, a hook may still be running: the lock then goes with the process, atomically.
+      if (from.phase === 'beginning') return;
+      // open() ran before health was asked: close what it opened.
+      if (from.phase === 'unhealthy' || from.phase === 'serving') await rt.runClose();
       await rt.releaseLock();
-    }
-    return rt.exit(0);
+    });
   }
 }

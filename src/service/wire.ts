@@ -7,7 +7,6 @@ import {
   MAX_REVISIONS,
   ProtocolError,
   abortReason,
-  idEquals,
   idToString,
   type Channel,
   type HandoffId,
@@ -43,10 +42,10 @@ export function unexpected(msg: Message, phase: ServicePhase): never {
   throw new ProtocolError('unexpected_message', `${msg.type} while ${phase}`);
 }
 
-/** `id` must name the handoff in flight. */
-export function checkId(id: HandoffId, current: HandoffId | undefined): void {
-  if (!current) throw new ProtocolError('handoff_id_mismatch', `a message for handoff ${idToString(id)} while none is in flight`);
-  if (!idEquals(id, current)) throw new ProtocolError('handoff_id_mismatch', `got ${idToString(id)}, in flight ${idToString(current)}`);
+/** `id` does not name the handoff in flight (`inFlight`, if any). */
+export function idMismatch(id: HandoffId, inFlight: HandoffId | undefined): ProtocolError {
+  if (!inFlight) return new ProtocolError('handoff_id_mismatch', `a message for handoff ${idToString(id)} while none is in flight`);
+  return new ProtocolError('handoff_id_mismatch', `got ${idToString(id)}, in flight ${idToString(inFlight)}`);
 }
 
 /** A message handler threw: fail the channel with it (anything not a ProtocolError is unexpected_message). */
