@@ -25,7 +25,7 @@ interface ServerEntry {
 }
 
 function isAcceptor(t: net.Server | Acceptor): t is Acceptor {
-  return !(t instanceof net.Server) && typeof (t as Acceptor).start === 'function' && typeof (t as Acceptor).stop === 'function';
+  return !(t instanceof net.Server) && typeof t.start === 'function' && typeof t.stop === 'function';
 }
 
 export class AcceptControl {

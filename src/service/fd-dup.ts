@@ -95,7 +95,7 @@ export function duplicateFds(fds: readonly number[], counts: readonly number[], 
         finish(new Error('fd-dup helper sent something that is not a handle'));
         return;
       }
-      got[i]!.push(h);
+      got[i].push(h);
       received++;
       if (received === total) finish();
     });

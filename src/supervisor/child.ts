@@ -136,7 +136,9 @@ export class ServiceChild {
           resolve(info);
         };
         const bound = timer(LAST_WORDS_MS, finish);
-        const pending = [stderr && !stderr.readableEnded && !stderr.destroyed ? new Promise((r) => stderr.once('close', r)) : undefined, this.channel.closed ? undefined : new Promise((r) => this.channel.once('close', r))];
+        const pending: Array<Promise<unknown>> = [];
+        if (stderr && !stderr.readableEnded && !stderr.destroyed) pending.push(new Promise((r) => stderr.once('close', r)));
+        if (!this.channel.closed) pending.push(new Promise((r) => this.channel.once('close', r)));
         void Promise.all(pending).then(finish);
       };
       proc.once('exit', done);

@@ -336,7 +336,7 @@ function errnoName(err: Error): string {
   return name ?? err.message;
 }
 
-function runSystemdNotify(exe: string, args: string[], env: NodeJS.ProcessEnv): Promise<'ok' | 'missing' | string> {
+function runSystemdNotify(exe: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> /* 'ok', 'missing', or what failed */ {
   return new Promise((resolve) => {
     const child = spawn(exe, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

@@ -74,6 +74,7 @@ export class StderrTail {
 
   private keep(text: string): void {
     for (const raw of text.split('\n')) {
+      // eslint-disable-next-line no-control-regex -- control characters are what this removes
       const line = readable(raw).replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').trimEnd();
       if (line === '' || STACK_FRAME.test(line)) continue;
       this.lines.push(Buffer.byteLength(line) > STDERR_TAIL_LINE_BYTES ? `${Buffer.from(line).subarray(0, STDERR_TAIL_LINE_BYTES).toString('utf8').replace(/\uFFFD$/, '')}…` : line);
