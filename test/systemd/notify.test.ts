@@ -239,6 +239,20 @@ async function stoppedReceiver(t: TapTest): Promise<{ path: string; got: string[
   return { path: sockPath, got, until, resume: () => void child.kill('SIGCONT') };
 }
 
+/**
+ * Waits until STATUS=last arrived and the notifier closed. Bounded, so that a dropped datagram
+ * fails here with what did arrive rather than at tap's timeout.
+ */
+async function lastArrived(got: string[], until: (pred: () => boolean) => Promise<void>, closed: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    until(() => got.includes('STATUS=last')).then(() => closed),
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`STATUS=last never arrived; got ${got.length} datagrams, the last ${JSON.stringify(got.slice(-3))}`)), 60_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 t.test('a full notify queue (systemd not reading) is waited out: READY=1 is never dropped', { skip: noUnixDgram }, async (t) => {
   const { path: sockPath, got, until, resume } = await stoppedReceiver(t);
   const { logger, records } = captureLogger();
@@ -252,14 +266,7 @@ t.test('a full notify queue (systemd not reading) is waited out: READY=1 is neve
   n.status('last');
   const closed = n.close();
   resume();
-  // Bounded, so that a dropped datagram fails here with what did arrive rather than at tap's timeout.
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    until(() => got.includes('STATUS=last')).then(() => closed),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`STATUS=last never arrived; got ${got.length} datagrams, the last ${JSON.stringify(got.slice(-3))}`)), 60_000);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  await lastArrived(got, until, closed);
 
   const readies = got.filter((d) => d.startsWith('READY=1'));
   t.same(readies, Array.from({ length: N }, (_, i) => `READY=1\nSTATUS=serving ${i}`), `all ${N} READY=1 arrived, in order, though only a few fit in the stopped receiver's queue`);
@@ -331,13 +338,7 @@ t.test('WATCHDOG=1 waits in a full queue at most once: pings do not pile up', { 
   n.status('last');
   const closed = n.close();
   resume();
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    until(() => got.includes('STATUS=last')).then(() => closed),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`STATUS=last never arrived; got ${JSON.stringify(got.slice(-3))}`)), 60_000);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  await lastArrived(got, until, closed);
   const pings = got.filter((d) => d === 'WATCHDOG=1').length;
   t.ok(pings >= 1 && pings <= qlen + 2, `${pings} of ${2 * N} pings arrived: what the kernel queued (max_dgram_qlen ${qlen}) and one that waited`);
   t.same(got.filter((d) => d !== 'WATCHDOG=1'), ['READY=1\nSTATUS=serving', 'STATUS=last'], 'everything else arrived, in order');
