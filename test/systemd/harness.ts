@@ -82,6 +82,7 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 export interface Launched {
   pid: number;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  out(): string;
   err(): string;
   /** Resolves when `pred` holds on stderr so far; rejects if the process exits first. */
   untilErr(pred: (err: string) => boolean, what: string): Promise<void>;
@@ -89,10 +90,12 @@ export interface Launched {
 
 /** A process in its own process group, with its stderr collected and a guaranteed end. */
 export function launch(t: TapTest, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Launched {
-  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
   let stderr = '';
   const waiters: Array<() => void> = [];
   const poke = (): void => waiters.splice(0).forEach((w) => w());
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => ((stdout += d), poke()));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => ((stderr += d), poke()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -114,6 +117,7 @@ export function launch(t: TapTest, cmd: string, args: string[], opts: { cwd?: st
   return {
     pid,
     exit,
+    out: () => stdout,
     err: () => stderr,
     untilErr(pred, what) {
       return within(

@@ -3,32 +3,18 @@
  * then execs the command with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID, as systemd does for a .socket.
  */
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { loadUnixDgram } from '../../src/supervisor/notify.js';
+import { BIN, KV_MAIN, ROOT, STEP_MS, launch, notifySocket, tmpDir, within } from './harness.js';
 
-type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIST_LISTENERS = path.join(ROOT, 'dist/src/supervisor/listeners.js');
-const BIN = path.join(ROOT, 'bin/handoff');
-const KV_MAIN = path.join(ROOT, 'dist/examples/kv/main.js');
-const STEP_MS = 30_000;
 
 const hasActivate = spawnSync('sh', ['-c', 'command -v systemd-socket-activate'], { stdio: 'ignore' }).status === 0;
 const skip = hasActivate ? false : 'systemd-socket-activate is not installed (.ci/run installs systemd)';
-
-function tmpDir(t: TapTest): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-sa-'));
-  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -37,64 +23,6 @@ async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => s.close(() => resolve()));
   if (a === null || typeof a === 'string') throw new Error('no port');
   return a.port;
-}
-
-/** Bounds a wait on an event with a clear failure (not a sleep: it resolves as soon as `p` does). */
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
-}
-
-/** A process in its own process group, with its output collected and a guaranteed end. */
-function launch(t: TapTest, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  let stderr = '';
-  const waiters: Array<() => void> = [];
-  const poke = (): void => waiters.splice(0).forEach((w) => w());
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => ((stdout += d), poke()));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => ((stderr += d), poke()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      resolve({ code, signal });
-      poke();
-    }),
-  );
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, 'SIGKILL'); // the group this test started
-      } catch {
-        // gone
-      }
-    }
-  });
-  return {
-    child,
-    exit,
-    out: () => stdout,
-    err: () => stderr,
-    /** Resolves when `pred` holds on the output so far; rejects if the process exits first. */
-    until(pred: (out: string, err: string) => boolean, what: string): Promise<void> {
-      return within(
-        STEP_MS,
-        what,
-        new Promise<void>((resolve, reject) => {
-          const check = (): void => {
-            if (pred(stdout, stderr)) resolve();
-            else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${what}; stderr: ${stderr.slice(-2000)}`));
-            else waiters.push(check);
-          };
-          check();
-        }),
-      );
-    },
-  };
 }
 
 function exchange(port: number, line: string): Promise<string> {
@@ -145,7 +73,7 @@ t.test('inheritedListeners under systemd-socket-activate: names, real addresses,
     '-l', `127.0.0.1:${port}`, '-l', sock, '--fdname=web:admin',
     process.execPath, '--input-type=module', '-e', script, DIST_LISTENERS,
   ]);
-  await act.until((_, err) => err.includes(`Listening on ${sock}`), 'systemd-socket-activate to listen');
+  await act.untilErr((err) => err.includes(`Listening on ${sock}`), 'systemd-socket-activate to listen');
   const reply = await within(STEP_MS, 'the reply', exchange(port, 'ping'));
   t.match(reply, /^pong ping from [0-9]+$/, 'the connection that triggered the activation was served by the child');
   t.same((await act.exit).code, 0);
@@ -159,47 +87,6 @@ t.test('inheritedListeners under systemd-socket-activate: names, real addresses,
   }, 'names from LISTEN_FDNAMES, addresses from /proc/net, and LISTEN_* removed');
 });
 
-interface Datagrams {
-  list: string[];
-  wait(pred: (l: string[]) => boolean, what: string): Promise<void>;
-}
-
-/** A stand-in for systemd's notify socket, when unix-dgram is here to bind one. */
-function notifySocket(t: TapTest, dir: string): { path: string; got: Datagrams } | null {
-  if (!loadUnixDgram()) return null;
-  interface Sock {
-    bind(p: string): void;
-    close(): void;
-    on(e: 'message', l: (b: Buffer) => void): unknown;
-  }
-  const dg = createRequire(import.meta.url)('unix-dgram') as { createSocket(type: 'unix_dgram'): Sock };
-  const p = path.join(dir, 'notify.sock');
-  const s = dg.createSocket('unix_dgram');
-  const list: string[] = [];
-  const waiters: Array<() => void> = [];
-  s.on('message', (b) => {
-    list.push(b.toString('utf8'));
-    waiters.splice(0).forEach((w) => w());
-  });
-  s.bind(p);
-  t.teardown(() => s.close());
-  return {
-    path: p,
-    got: {
-      list,
-      wait: (pred, what) =>
-        within(
-          STEP_MS,
-          what,
-          new Promise<void>((resolve) => {
-            const check = (): void => (pred(list) ? resolve() : void waiters.push(check));
-            check();
-          }),
-        ),
-    },
-  };
-}
-
 t.test('handoff run under systemd-socket-activate serves the kv example through the inherited socket', { skip }, async (t) => {
   const missing = [path.join(ROOT, 'dist/src/cli/main.js'), path.join(ROOT, 'dist/src/supervisor/supervisor.js'), KV_MAIN].filter((f) => !fs.existsSync(f));
   if (missing.length > 0) {
@@ -208,7 +95,7 @@ t.test('handoff run under systemd-socket-activate serves the kv example through 
   }
   const dir = tmpDir(t);
   const port = await freePort();
-  const notify = notifySocket(t, dir);
+  const notify = loadUnixDgram() ? notifySocket(t, dir) : null;
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env['NODE_OPTIONS']; // no test loaders in the CLI clients
   // systemd-socket-activate passes on only PATH, TERM, USER, HOME and its -E variables.
@@ -223,7 +110,7 @@ t.test('handoff run under systemd-socket-activate serves the kv example through 
     ],
     { cwd: dir, env },
   );
-  await act.until((_, err) => err.includes(`Listening on 127.0.0.1:${port}`), 'systemd-socket-activate to listen');
+  await act.untilErr((err) => err.includes(`Listening on 127.0.0.1:${port}`), 'systemd-socket-activate to listen');
 
   // This first request is what makes systemd-socket-activate exec the supervisor: it waits in the
   // socket's queue until the kv child accepts it.
@@ -231,7 +118,7 @@ t.test('handoff run under systemd-socket-activate serves the kv example through 
     throw new Error(`${err.message}; supervisor stderr: ${act.err().slice(-3000)}`);
   });
   t.equal(first.status, 200, 'the kv child answered the request that started everything');
-  const pid = act.child.pid;
+  const pid = act.pid;
   const info1 = JSON.parse((await within(STEP_MS, '/info', httpGet(port, '/info'))).body) as { pid: number };
   t.not(info1.pid, pid, `served by the kv child (pid ${info1.pid}), not by the supervisor (pid ${String(pid)})`);
 
@@ -251,8 +138,8 @@ t.test('handoff run under systemd-socket-activate serves the kv example through 
   t.not(info2.pid, info1.pid, `after the handoff the successor (pid ${info2.pid}) serves on the same inherited socket`);
 
   if (notify) {
-    await notify.got.wait((l) => l.filter((d) => d.startsWith('READY=1')).length >= 2, 'READY=1 after start and after the handoff').catch((err: Error) => {
-      throw new Error(`${err.message}; got ${JSON.stringify(notify.got.list)}`);
+    await notify.wait((l) => l.filter((d) => d.startsWith('READY=1')).length >= 2, 'READY=1 after start and after the handoff').catch((err: Error) => {
+      throw new Error(`${err.message}; got ${JSON.stringify(notify.list)}`);
     });
   }
   if (pid !== undefined) process.kill(pid, 'SIGTERM');
@@ -260,13 +147,13 @@ t.test('handoff run under systemd-socket-activate serves the kv example through 
   t.same(exit, { code: 0, signal: null }, 'SIGTERM: the incumbent drained and the supervisor exited 0');
 
   if (notify) {
-    const kinds = notify.got.list.map((d) => d.split('\n')[0]);
+    const kinds = notify.list.map((d) => d.split('\n')[0]);
     t.same(
       kinds.filter((k) => k !== undefined && !k.startsWith('STATUS=')),
       ['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1'],
       'sd_notify from the real supervisor: ready, a reload around the handoff, stopping',
     );
-    const reloading = notify.got.list.find((d) => d.startsWith('RELOADING=1')) ?? '';
+    const reloading = notify.list.find((d) => d.startsWith('RELOADING=1')) ?? '';
     t.match(reloading, /\nMONOTONIC_USEC=[0-9]+\n/);
   } else {
     t.comment('unix-dgram is not built here: the sd_notify part of this test was not run');
