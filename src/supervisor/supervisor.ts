@@ -265,10 +265,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
   }
 
   private heartbeat(): void {
-    const ts = BigInt(Date.now());
-    for (const p of this.peers()) p.channel.send({ type: 'Heartbeat', ts_ms: ts });
-    // Judge silence after the poll phase has read what is waiting (S may just have been stopped).
-    setImmediate(() => this.judgeSilence());
+    // Both after the poll phase has read what is waiting (S may just have been stopped): a
+    // Heartbeat written to a peer that died meanwhile fails with EPIPE, and the failed write
+    // destroys the socket with its last frames unread (a Ready sent just before a SIGKILL).
+    setImmediate(() => {
+      const ts = BigInt(Date.now());
+      for (const p of this.peers()) p.channel.send({ type: 'Heartbeat', ts_ms: ts });
+      this.judgeSilence();
+    });
   }
 
   /** A peer silent (in S's running time) past the timeout: killed, and the reason remembered. */

@@ -128,6 +128,8 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   supervisor: ['protocol', 'shared', 'supervisor'],
   load: ['protocol', 'shared', 'supervisor', 'load'],
   cli: ['protocol', 'shared', 'service', 'supervisor', 'load', 'cli'],
+  // The fake supervisor binds listeners with S's helper and runs the library: it sits beside cli.
+  testing: ['protocol', 'shared', 'service', 'supervisor', 'testing'],
 };
 
 function sourceFiles(dir: string): string[] {

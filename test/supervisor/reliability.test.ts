@@ -15,6 +15,7 @@ import { checkLockTrace, lockOwner } from '../../src/shared/lock.js';
 import { StartLimitError, Supervisor } from '../../src/supervisor/supervisor.js';
 import { ConfigReloadError, isRestartRecord, type HandoffRecord, type RestartRecord, type SupervisorOptions } from '../../src/supervisor/types.js';
 import pino from 'pino';
+import { procState } from '../lib/proc.js';
 import { childPids, cleanup, info, isAlive, kvArgs, lockHolder, makeEnv, nextEvent, phaseEntered, readTrace, request, serving, startSupervisor, supervisorOptions, upgrade, withSupervisor } from './harness.js';
 
 const handoffs = (s: Supervisor): HandoffRecord[] => s.history().filter((r): r is HandoffRecord => !isRestartRecord(r));
@@ -239,4 +240,28 @@ t.test('item 3: a supervisor stall at rest and mid-handoff blames nobody', async
   t.same(checkLockTrace(readTrace(env)), [], 'never two holders');
   const next = await upgrade(s, env);
   t.equal(next.outcome, 'committed', 'the next handoff commits');
+});
+
+t.test('a Ready sent just before the successor died counts, even when S ran again only after a heartbeat fell due', async (t) => {
+  // The successor sends Ready and kills itself (crash-after-ready) while S's loop is blocked. When S
+  // runs again, its heartbeat is due: a Heartbeat written to the dead successor fails with EPIPE, and
+  // a failed write destroys the socket with the Ready still unread. S must read first, then write.
+  const { env, s, port } = await withSupervisor(t, { heartbeatMs: 100 });
+  t.equal((await request(port, 'PUT', '/kv/k', 'v')).status < 300, true);
+  const begin = phaseEntered(s, 'begin');
+  const p = upgrade(s, env, ['--fault', 'crash-after-ready']);
+  await begin;
+  const succ = s.status().inflight?.successor_pid ?? 0;
+  t.ok(succ > 0, 'the successor is known');
+  // Block S's loop (this process) until the successor is dead and a heartbeat is overdue: an event
+  // (its death) ends the block, bounded so that a stuck successor cannot hang the test.
+  const dead = (): boolean => (procState(succ) ?? 'Z') === 'Z'; // a zombie: S cannot reap it while blocked
+  const start = performance.now();
+  while ((!dead() || performance.now() - start < 300) && performance.now() - start < 30_000);
+  t.ok(dead(), 'the successor died while S was not running');
+  const rec = await p;
+  t.equal(rec.outcome, 'committed', `the Ready it sent before dying counted (${rec.reason ?? 'no reason'})`);
+  await serving(s);
+  t.equal((await request(port, 'GET', '/kv/k')).body, 'v', 'the acknowledged write survived');
+  t.same(checkLockTrace(readTrace(env)), [], 'never two holders');
 });
