@@ -68,7 +68,7 @@ t.test('options from --config and HANDOFF_*; --admin-group gives a 0660 socket',
       'state-dir': path.join(dir, 'state'),
       'admin-group': group,
       heartbeat: '200ms',
-      'heartbeat-timeout': 1500,
+      'heartbeat-timeout': '1500ms',
       command: [process.execPath, KV, '--data', path.join(dir, 'data'), '--build-id', 'from-config'],
     }),
   );
