@@ -25,7 +25,7 @@ export class AdminError extends Error {
 function connectError(err: NodeJS.ErrnoException, socketPath: string): CliError {
   switch (err.code) {
     case 'ENOENT':
-      return new CliError(`no supervisor at ${socketPath} (no such socket: is 'handoff run' running? pass --admin-socket or set HANDOFF_ADMIN_SOCKET)`, EXIT.usage);
+      return new CliError(`no supervisor at ${socketPath} (no such socket: is 'handoff run' running? pass --name or --admin-socket)`, EXIT.usage);
     case 'ECONNREFUSED':
       return new CliError(`no supervisor listening on ${socketPath} (connection refused: a stale socket?)`, EXIT.usage);
     case 'EACCES':

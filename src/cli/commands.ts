@@ -17,10 +17,11 @@ export interface Io {
 
 export interface ClientFlags {
   adminSocket?: string;
+  name?: string;
 }
 
 function client(flags: ClientFlags, io: Io): AdminClient {
-  return new AdminClient(clientAdminSocket(flags.adminSocket, io.env));
+  return new AdminClient(clientAdminSocket(flags.adminSocket, io.env, flags.name));
 }
 
 /** An answer of the supervisor that is not a success, as a CliError with the exit code it means. */
@@ -57,6 +58,7 @@ export interface UpgradeFlags extends ClientFlags {
   exec?: string;
   deadline?: string;
   drainGrace?: string;
+  helloTimeout?: string;
   json?: boolean;
 }
 
@@ -74,6 +76,8 @@ export function upgradeBody(flags: UpgradeFlags, args: readonly string[], cwd: s
   if (deadline !== undefined) body['deadline_ms'] = deadline;
   const grace = duration(flags.drainGrace, '--drain-grace');
   if (grace !== undefined) body['drain_grace_ms'] = grace;
+  const hello = duration(flags.helloTimeout, '--hello-timeout');
+  if (hello !== undefined) body['hello_timeout_ms'] = hello;
   return body;
 }
 

@@ -10,7 +10,8 @@ import { ListenerError, parseListens } from '../supervisor/listeners.js';
 import { DEFAULT_OPTIONS, type SupervisorOptions } from '../supervisor/types.js';
 import { durationLabel, DurationError, parseDuration } from './duration.js';
 import { usageError } from './errors.js';
-import { defaultAdminSocket, defaultStateDir, resolveCommand } from './paths.js';
+import { LOG_FORMATS, type LogFormat } from '../service/logger.js';
+import { checkName, defaultAdminSocket, defaultName, defaultStateDir, resolveCommand, type Host } from './paths.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -22,7 +23,11 @@ export interface RunSettings extends Pick<SupervisorOptions, 'command' | 'args' 
   lockPath: string | undefined;
   adminSocket: string;
   adminGroup: string | undefined;
+  /** The instance name: the default admin socket and state directory are named by it. */
+  name: string;
   logLevel: LogLevel;
+  /** `auto`: pretty when S's stderr is a terminal, JSON otherwise. */
+  logFormat: LogFormat | 'auto';
   verbose: boolean;
   /** Where each setting came from, for the startup log. */
   sources: Record<string, 'flag' | 'env' | 'config' | 'default'>;
@@ -49,8 +54,9 @@ const d = (ms: number): string => durationLabel(ms);
 export const RUN_OPTIONS: readonly RunOptionSpec[] = [
   { name: 'listen', kind: 'list', arg: 'spec', envSeparator: 'whitespace', help: 'a socket S binds and holds for its whole life: NAME=tcp://HOST:PORT or NAME=unix:/PATH (repeatable; port 0 picks a free port)', defaultText: 'none: the sockets systemd passes in LISTEN_FDS' },
   { name: 'lock', kind: 'string', arg: 'path', help: 'the data-dir lock S arbitrates between old and new (passed to children as HANDOFF_LOCK_PATH)', defaultText: 'none' },
-  { name: 'state-dir', kind: 'string', arg: 'dir', help: 'where the handoff history and the in-flight journal live', defaultText: '$STATE_DIRECTORY when systemd sets it, else ./.handoff' },
-  { name: 'admin-socket', kind: 'string', arg: 'path', help: 'the admin API socket (mode 0600)', defaultText: '$RUNTIME_DIRECTORY/handoff.sock when systemd sets it, else ./handoff.sock' },
+  { name: 'name', kind: 'string', arg: 'name', help: 'the instance name: names the default admin socket and state directory, and client commands find the supervisor by it', defaultText: "the command's basename" },
+  { name: 'state-dir', kind: 'string', arg: 'dir', help: 'where the handoff history and the in-flight journal live', defaultText: '$STATE_DIRECTORY when systemd sets it, else $XDG_STATE_HOME/handoff/<name> (~/.local/state/handoff/<name>; root: /var/lib/handoff/<name>)' },
+  { name: 'admin-socket', kind: 'string', arg: 'path', help: 'the admin API socket (mode 0600)', defaultText: '$RUNTIME_DIRECTORY/handoff.sock when systemd sets it, else $XDG_RUNTIME_DIR/handoff/<name>.sock (/run/user/<uid>/..., else $TMPDIR/handoff-<uid>/...; root: /run/handoff/<name>.sock)' },
   { name: 'admin-group', kind: 'string', arg: 'name', help: 'a group that may also use the admin socket (mode 0660, chgrp to it)', defaultText: 'none' },
   { name: 'allow-exec', kind: 'list', arg: 'path', envSeparator: 'colon', help: "another program a handoff request may name with 'handoff upgrade --exec' (repeatable)", defaultText: 'none: only the configured command' },
   { name: 'hello-timeout', kind: 'duration', arg: 'duration', durationKey: 'helloTimeoutMs', help: 'how long a new process has to say Hello', defaultText: d(DEFAULT_OPTIONS.helloTimeoutMs) },
@@ -63,7 +69,8 @@ export const RUN_OPTIONS: readonly RunOptionSpec[] = [
   { name: 'restart-initial', kind: 'duration', arg: 'duration', durationKey: 'restartInitialMs', help: 'first delay before restarting a dead incumbent (doubles each time)', defaultText: d(DEFAULT_OPTIONS.restartInitialMs) },
   { name: 'restart-max', kind: 'duration', arg: 'duration', durationKey: 'restartMaxMs', help: 'longest delay between restarts', defaultText: d(DEFAULT_OPTIONS.restartMaxMs) },
   { name: 'start-limit', kind: 'count', arg: 'n', help: 'cold starts that may fail in a row before anything served; then handoff run exits 1 with the last reason (systemd: StartLimitBurst)', defaultText: String(DEFAULT_OPTIONS.startLimit) },
-  { name: 'log-level', kind: 'level', arg: 'level', help: `log level: ${LOG_LEVELS.join(', ')}`, defaultText: 'info (debug with --verbose)' },
+  { name: 'log-format', kind: 'string', arg: 'format', help: `log format of S and of the children (HANDOFF_LOG_FORMAT): ${LOG_FORMATS.join(', ')}`, defaultText: 'pretty on a terminal, else json' },
+  { name: 'log-level', kind: 'level', arg: 'level', help: `log level of S and of the children (HANDOFF_LOG_LEVEL): ${LOG_LEVELS.join(', ')}`, defaultText: 'info (debug with --verbose)' },
   { name: 'verbose', kind: 'bool', help: 'debug logs, and stack traces with errors', defaultText: 'off' },
 ];
 
@@ -127,7 +134,7 @@ function fromConfig(spec: RunOptionSpec, v: unknown, file: string): Raw {
       throw usageError(`${where} must be a string or an array of strings`);
     case 'duration':
       if (typeof v === 'string' || typeof v === 'number') return v;
-      throw usageError(`${where} must be a duration string (e.g. "5s") or a number of milliseconds`);
+      throw usageError(`${where} must be a duration string with a unit (e.g. "5s")`);
     case 'bool':
       if (typeof v === 'boolean') return v;
       throw usageError(`${where} must be true or false`);
@@ -144,7 +151,7 @@ function fromConfig(spec: RunOptionSpec, v: unknown, file: string): Raw {
  * Resolves every option of `handoff run`. `flags` are commander's parsed options (undefined when not
  * given), `positional` the command after `--`, `env` the environment, `cwd` for relative paths.
  */
-export function resolveRunSettings(flags: RunFlags, positional: readonly string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): RunSettings {
+export function resolveRunSettings(flags: RunFlags, positional: readonly string[], env: NodeJS.ProcessEnv, cwd = process.cwd(), host?: Host): RunSettings {
   const configFlag = flags['config'];
   const configFile = typeof configFlag === 'string' ? configFlag : env['HANDOFF_CONFIG'] !== undefined && env['HANDOFF_CONFIG'] !== '' ? env['HANDOFF_CONFIG'] : undefined;
   const config = configFile !== undefined ? readConfig(path.resolve(cwd, configFile)) : {};
@@ -220,6 +227,13 @@ export function resolveRunSettings(flags: RunFlags, positional: readonly string[
     if (!(LOG_LEVELS as readonly string[]).includes(l)) throw usageError(`log level '${levelRaw}' is not one of ${LOG_LEVELS.join(', ')}`);
     logLevel = l as LogLevel;
   }
+  const formatRaw = str('log-format');
+  let logFormat: RunSettings['logFormat'] = 'auto';
+  if (formatRaw !== undefined && formatRaw.trim() !== '') {
+    const f = formatRaw.trim().toLowerCase();
+    if (!(LOG_FORMATS as readonly string[]).includes(f)) throw usageError(`log format '${formatRaw}' is not one of ${LOG_FORMATS.join(', ')}`);
+    logFormat = f as LogFormat;
+  }
 
   let command: string | undefined;
   let args: string[] = [];
@@ -252,26 +266,38 @@ export function resolveRunSettings(flags: RunFlags, positional: readonly string[
   }
   const adminGroup = str('admin-group');
   const lock = str('lock');
+  const nameRaw = str('name');
+  const name = nameRaw !== undefined && nameRaw !== '' ? checkName(nameRaw) : defaultName(command);
+  const socketRaw = str('admin-socket');
   return {
     command,
     args,
     listen,
     lockPath: lock === undefined || lock === '' ? undefined : path.resolve(cwd, lock),
-    stateDir: path.resolve(cwd, str('state-dir') ?? defaultStateDir(env)),
-    adminSocket: str('admin-socket') ?? defaultAdminSocket(env),
+    stateDir: path.resolve(cwd, str('state-dir') ?? defaultStateDir(env, name, host)),
+    adminSocket: socketRaw !== undefined && socketRaw !== '' ? socketRaw : defaultAdminSocket(env, name, host),
     adminGroup: adminGroup === '' ? undefined : adminGroup,
+    name,
     allowExec: list('allow-exec').map((p) => path.resolve(cwd, p)),
     startLimit,
     ...durations,
     logLevel,
+    logFormat,
     verbose,
     sources,
   };
 }
 
-/** The environment children inherit: S's own, without the variables that configured S. */
-export function childEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/**
+ * The environment children inherit: S's own, without the variables that configured S, plus S's log
+ * level and format for the library's default logger (so `--log-level debug` reaches the services).
+ */
+export function childEnvironment(env: NodeJS.ProcessEnv, log?: { level: string; format: LogFormat }): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...env };
   for (const k of RUN_ENV_VARS) delete out[k];
+  if (log) {
+    out['HANDOFF_LOG_LEVEL'] = log.level;
+    out['HANDOFF_LOG_FORMAT'] = log.format;
+  }
   return out;
 }

@@ -1,7 +1,8 @@
 /**
  * Durations on the command line, in the environment and in the config file: a number with a unit
- * (`250ms`, `5s`, `1.5s`, `2m`, `1h`) or a bare number of milliseconds (`250`). Always positive and
- * at most 2^31-1 ms (~24.8 days): Node's timers silently turn anything larger into 1 ms.
+ * (`250ms`, `5s`, `1.5s`, `2m`, `1h`). A bare number is refused (is `30` seconds or milliseconds?),
+ * except `0`, which is the same in every unit. At most 2^31-1 ms (~24.8 days): Node's timers
+ * silently turn anything larger into 1 ms.
  */
 
 import { TIMER_MAX_MS } from '../shared/constants.js';
@@ -16,14 +17,11 @@ export class DurationError extends Error {
 
 /** Parses a duration to whole milliseconds; throws DurationError with a one-line message. */
 export function parseDuration(input: string | number): number {
-  let ms: number;
-  if (typeof input === 'number') {
-    ms = input;
-  } else {
-    const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/.exec(input);
-    if (!m) throw new DurationError(`invalid duration '${input}' (use e.g. 250ms, 5s, 2m, 1h, or a number of milliseconds)`);
-    ms = Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
-  }
+  const text = String(input).trim();
+  const m = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$/.exec(text);
+  if (!m) throw new DurationError(`invalid duration '${String(input)}' (use a number with a unit: 250ms, 5s, 2m, 1h)`);
+  if (m[2] === undefined && Number(m[1]) !== 0) throw new DurationError(`duration '${String(input)}' has no unit: write ${m[1]}ms or ${m[1]}s (units: ms, s, m, h)`);
+  let ms = Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1);
   if (!Number.isFinite(ms)) throw new DurationError(`invalid duration '${String(input)}'`);
   ms = Math.round(ms);
   if (ms < 1) throw new DurationError(`duration '${String(input)}' must be at least 1ms`);

@@ -45,9 +45,11 @@ function oneLineError(text: string): string {
   return `handoff: ${msg} (see --help)\n`;
 }
 
-const SOCKET_HELP = "the supervisor's admin socket (default: $HANDOFF_ADMIN_SOCKET, else $RUNTIME_DIRECTORY/handoff.sock when set, else ./handoff.sock)";
+const SOCKET_HELP = "the supervisor's admin socket (default: $HANDOFF_ADMIN_SOCKET, else $RUNTIME_DIRECTORY/handoff.sock when set, else the socket of the instance --name names)";
 
-const DURATIONS_HELP = 'Durations: a number with a unit (250ms, 5s, 1.5s, 2m, 1h) or a bare number of milliseconds.';
+const NAME_HELP = "the instance to talk to, as 'handoff run --name' named it (default: $HANDOFF_NAME, else the only instance running)";
+
+const DURATIONS_HELP = 'Durations: a number with a unit (250ms, 5s, 1.5s, 2m, 1h); a bare number is an error, except 0.';
 
 const RUN_HELP_AFTER = `
 Each option can also come from its HANDOFF_* environment variable (shown above) or from the
@@ -122,8 +124,10 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
     .option('--exec <command>', 'run this program as the successor (must be allowed with run --allow-exec)')
     .option('--deadline <duration>', "this handoff's deadline (default: the supervisor's --deadline, 60s unless set)")
     .option('--drain-grace <duration>', "this handoff's drain grace (default: the supervisor's --drain-grace, 25s unless set)")
+    .option('--hello-timeout <duration>', "how long this handoff's successor has to say Hello (default: the supervisor's --hello-timeout, 5s unless set)")
     .option('--json', 'print NDJSON events and the final record')
     .option('--admin-socket <path>', SOCKET_HELP)
+    .option('--name <name>', NAME_HELP)
     .option('--verbose', 'stack traces with errors')
     .addHelpText('after', UPGRADE_HELP_AFTER)
     .action(async (args, opts) => {
@@ -148,6 +152,7 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
     .description('Show the incumbent, the listeners, the in-flight handoff and the last outcome.')
     .option('--json', 'print the status as JSON')
     .option('--admin-socket <path>', SOCKET_HELP)
+    .option('--name <name>', NAME_HELP)
     .option('--verbose', 'stack traces with errors')
     .action(async (opts) => setCode(await statusCommand(opts, io)));
 
@@ -157,6 +162,7 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
     .description('Abort the in-flight handoff: it rolls back and the incumbent keeps serving. Exit 1 if there is nothing to abort.')
     .option('--reason <text>', 'why (recorded as "operator_abort: <text>")')
     .option('--admin-socket <path>', SOCKET_HELP)
+    .option('--name <name>', NAME_HELP)
     .option('--verbose', 'stack traces with errors')
     .action(async (opts) => setCode(await abortCommand(opts, io)));
 
@@ -167,6 +173,7 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
     .option('-n, --limit <count>', 'how many of the most recent (default: 10)')
     .option('--json', 'print the records as JSON')
     .option('--admin-socket <path>', SOCKET_HELP)
+    .option('--name <name>', NAME_HELP)
     .option('--verbose', 'stack traces with errors')
     .action(async (opts) => setCode(await historyCommand({ ...opts, ...(opts.limit !== undefined ? { n: opts.limit } : {}) }, io)));
 

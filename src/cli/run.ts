@@ -4,11 +4,14 @@
  *                   cannot start is still answered over sd_notify (Type=notify-reload)
  *   SIGTERM/SIGINT  stop: the incumbent drains and exits within its grace, then exit 0
  *   second SIGINT   kill every child at once, exit 130
- * Logs are pino JSON on stderr; children inherit stdout and stderr.
+ * Logs are pino on stderr: readable lines on a terminal, JSON otherwise (--log-format overrides);
+ * children inherit stdout, their stderr is passed on whole lines at a time, and their library
+ * logger gets S's level and format (HANDOFF_LOG_LEVEL, HANDOFF_LOG_FORMAT).
  */
 
 import fs from 'node:fs';
-import { pino, type Logger } from 'pino';
+import path from 'node:path';
+import type { Logger } from 'pino';
 import { ProtocolError } from '../protocol/errors.js';
 import { AdminStartError, startAdminServer, type AdminServer } from '../supervisor/admin.js';
 import { ListenerError } from '../supervisor/listeners.js';
@@ -18,12 +21,19 @@ import { StateDirBusyError } from '../supervisor/state-dir.js';
 import { StartLimitError, Supervisor } from '../supervisor/supervisor.js';
 import { ConfigReloadError, type HandoffRecord, type ReloadableOptions, type SupervisorOptions } from '../supervisor/types.js';
 import { startWatchdog } from '../supervisor/watchdog.js';
+import { createLogger as createServiceLogger, type LogFormat } from '../service/logger.js';
 import { childEnvironment, type RunSettings } from './config.js';
 import { CliError, EXIT } from './errors.js';
+import { prepareSocketDir } from './paths.js';
 
-/** pino JSON on stderr. No `pid` in the base: the supervisor's log lines use `pid` for children. */
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { name: 'handoff' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 2, sync: true }));
+/** The format `auto` means: pretty when S's stderr is a terminal. */
+export function resolveLogFormat(format: RunSettings['logFormat'], isTTY: boolean): LogFormat {
+  return format === 'auto' ? (isTTY ? 'pretty' : 'json') : format;
+}
+
+/** S's logger on stderr. `pid` is S's own; records about a child name it `child_pid`. */
+export function createLogger(level: string, format: LogFormat = 'json', env: NodeJS.ProcessEnv = process.env): Logger {
+  return createServiceLogger({ name: 'handoff', level, format, color: format === 'pretty' && process.stderr.isTTY === true && env['NO_COLOR'] === undefined });
 }
 
 /**
@@ -32,7 +42,8 @@ export function createLogger(level: string): Logger {
  * command, picks up an edited --config file); it throws a one-line error when they are invalid.
  */
 export async function runSupervisor(s: RunSettings, stderr: { write(s: string): unknown }, reread?: () => RunSettings): Promise<number> {
-  const log = createLogger(s.logLevel);
+  const logFormat = resolveLogFormat(s.logFormat, process.stderr.isTTY === true);
+  const log = createLogger(s.logLevel, logFormat);
   // sd_notify first: it takes NOTIFY_SOCKET (and the watchdog WATCHDOG_USEC, WATCHDOG_PID) out of
   // the environment children inherit.
   const notifier = createNotifier(process.env, { logger: log.child({ component: 'notify' }) });
@@ -43,7 +54,7 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
     listen: s.listen,
     ...(s.lockPath !== undefined ? { lockPath: s.lockPath } : {}),
     stateDir: s.stateDir,
-    env: childEnvironment(process.env),
+    env: childEnvironment(process.env, { level: s.logLevel, format: logFormat }),
     helloTimeoutMs: s.helloTimeoutMs,
     drainGraceMs: s.drainGraceMs,
     deadlineMs: s.deadlineMs,
@@ -59,6 +70,7 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
   };
   log.info(
     {
+      instance: s.name,
       command: [s.command, ...s.args],
       listen: s.listen,
       lock: s.lockPath,
@@ -78,6 +90,13 @@ export async function runSupervisor(s: RunSettings, stderr: { write(s: string): 
   };
 
   let admin: AdminServer;
+  try {
+    if (s.sources['admin-socket'] === 'default') prepareSocketDir(path.dirname(s.adminSocket));
+  } catch (err) {
+    watchdog.stop();
+    if (err instanceof CliError) return fail(err.message);
+    return fail(`cannot create the admin socket's directory ${path.dirname(s.adminSocket)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
   try {
     admin = await startAdminServer(sup, { socketPath: s.adminSocket, ...(s.adminGroup !== undefined ? { group: s.adminGroup } : {}), logger: log.child({ component: 'admin' }) });
   } catch (err) {

@@ -207,7 +207,7 @@ export class HandoffRunner {
     return {
       deadlineMs: req.deadlineMs ?? opts.deadlineMs,
       drainGraceMs: req.drainGraceMs ?? opts.drainGraceMs,
-      helloTimeoutMs: opts.helloTimeoutMs,
+      helloTimeoutMs: req.helloTimeoutMs ?? opts.helloTimeoutMs,
       exitTimeoutMs: opts.exitTimeoutMs,
       killAfterMs: opts.killAfterMs,
       ackSuccessor: (successor, hello, id) => host.ackSuccessor(successor, hello, id),

@@ -266,7 +266,7 @@ export class Handoff {
       return;
     }
     const incumbent = this.incumbent!;
-    void incumbent.retire(this.ctx.exitTimeoutMs, this.ctx.killAfterMs, (signal) => this.ctx.log('warn', `incumbent did not exit after Commit: ${signal}`, { pid: incumbent.pid }));
+    void incumbent.retire(this.ctx.exitTimeoutMs, this.ctx.killAfterMs, (signal) => this.ctx.log('warn', `incumbent did not exit after Commit: ${signal}`, { child_pid: incumbent.pid }));
   }
 
   /** The incumbent died (or broke the protocol) before Begin: kill and reap it, clear its lock, go on with the successor. */

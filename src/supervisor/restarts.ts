@@ -100,7 +100,7 @@ export class Restarts {
     const helloTimeoutMs = host.options().helloTimeoutMs;
     const timer = host.clock.timer(helloTimeoutMs, () => {
       if (child.acked || !child.alive) return;
-      host.log.error({ pid: child.pid }, `no Hello within ${helloTimeoutMs} ms: killing the cold start`);
+      host.log.error({ child_pid: child.pid }, `no Hello within ${helloTimeoutMs} ms: killing the cold start`);
       this.takedowns.set(child, new ProtocolError('deadline_exceeded', `the cold start said no Hello within ${helloTimeoutMs} ms`));
       child.kill('SIGKILL');
     });

@@ -147,7 +147,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
       heartbeatTimeoutMs: this.opts.heartbeatTimeoutMs,
       drainGraceMs: this.opts.drainGraceMs,
     }, this.launch, (ms, fn) => this.clock.timer(ms, fn));
-    this.log.info({ pid: child.pid, role, command }, 'spawned');
+    this.log.info({ child_pid: child.pid, role, command }, 'spawned');
     child.channel.on('message', (m) => this.route(child, m));
     child.channel.on('close', (err) => this.channelClosed(child, err));
     void child.exited.then(() => this.childExited(child));
@@ -213,7 +213,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> implements Superv
     }
     if (child === this.incumbent && this.handoffs.isLate(m)) {
       // It crossed S's Abort on the wire: the incumbent did nothing wrong.
-      this.log.debug({ pid: child.pid, type: m.type }, 'late message of an ended handoff ignored');
+      this.log.debug({ child_pid: child.pid, type: m.type }, 'late message of an ended handoff ignored');
       return;
     }
     this.refuse(child, m);

@@ -22,6 +22,8 @@ export interface UpgradeRequest {
   args?: string[];
   deadlineMs?: number;
   drainGraceMs?: number;
+  /** How long this handoff's successor has to say Hello (default: the supervisor's helloTimeoutMs). */
+  helloTimeoutMs?: number;
 }
 
 /** A progress event of the in-flight handoff, streamed to whoever asked for it. */

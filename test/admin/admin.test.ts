@@ -144,7 +144,7 @@ t.test('metrics are Prometheus text', async (t) => {
 t.test('POST /v1/handoffs streams NDJSON events, then the record', async (t) => {
   const { sock, sup } = await serve(t);
   sup.script = { events: [event('spawn', { detail: 'successor pid 200' }), event('hello'), event('drain', { previous: { phase: 'hello', ms: 5 } }), event('done', { outcome: 'committed' })], result: record() };
-  const body = JSON.stringify({ command: '/usr/bin/env', args: ['a', 'b'], deadline_ms: 1000, drain_grace_ms: 500 });
+  const body = JSON.stringify({ command: '/usr/bin/env', args: ['a', 'b'], deadline_ms: 1000, drain_grace_ms: 500, hello_timeout_ms: 30000 });
   const r = await request(sock, 'POST', '/v1/handoffs', body, { 'Content-Type': 'application/json' });
   t.equal(r.status, 200);
   t.match(r.headers['content-type'], /application\/x-ndjson/);
@@ -152,7 +152,7 @@ t.test('POST /v1/handoffs streams NDJSON events, then the record', async (t) => 
   t.equal(lines.length, 5);
   t.same(lines.slice(0, 4).map((l) => l['phase']), ['spawn', 'hello', 'drain', 'done']);
   t.match(lines[4], { record: { outcome: 'committed', handoff_id: record().handoff_id } });
-  t.same(sup.upgrades, [{ command: '/usr/bin/env', args: ['a', 'b'], deadlineMs: 1000, drainGraceMs: 500 }]);
+  t.same(sup.upgrades, [{ command: '/usr/bin/env', args: ['a', 'b'], deadlineMs: 1000, drainGraceMs: 500, helloTimeoutMs: 30000 }]);
 });
 
 t.test('an empty body asks for the configured command', async (t) => {
@@ -233,6 +233,7 @@ t.test('bad bodies are 400 or 413 with a JSON error, and the server goes on', as
     ['{"deadline_ms": 1.5}', 400, 'invalid_request'],
     ['{"deadline_ms": "5s"}', 400, 'invalid_request'],
     ['{"drain_grace_ms": 1e12}', 400, 'invalid_request'],
+    ['{"hello_timeout_ms": 0}', 400, 'invalid_request'],
     [Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 400, 'invalid_json'],
     [`{"command": "${'x'.repeat(MAX_BODY_BYTES)}"}`, 413, 'body_too_large'],
   ];

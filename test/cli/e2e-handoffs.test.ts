@@ -157,6 +157,14 @@ t.test('handoff run + every client command', async (t) => {
     t.match(m.body, /^handoff_in_progress 0$/m);
   });
 
+  t.test("upgrade --hello-timeout: this handoff's own (run's is 5s)", async (t) => {
+    const before = (await status(env)).incumbent?.pid;
+    const silent = await cli(['upgrade', '--hello-timeout', '300ms', '--exec', process.execPath, '--', '-e', 'setTimeout(() => {}, 60000)'], env);
+    t.equal(silent.code, 1);
+    t.match(silent.stdout, /deadline_exceeded: no Hello from the successor within 300 ms/, 'a successor that never says Hello is given up on after 300 ms');
+    t.equal((await status(env)).incumbent?.pid, before);
+  });
+
   t.test('SIGHUP starts a handoff with the serving command (an upgrade sticks)', async (t) => {
     const before = (await status(env)).incumbent?.pid;
     const from = run.p.logs().length;

@@ -68,7 +68,7 @@ t.test('options from --config and HANDOFF_*; --admin-group gives a 0660 socket',
       'state-dir': path.join(dir, 'state'),
       'admin-group': group,
       heartbeat: '200ms',
-      'heartbeat-timeout': 1500,
+      'heartbeat-timeout': '1500ms',
       command: [process.execPath, KV, '--data', path.join(dir, 'data'), '--build-id', 'from-config'],
     }),
   );
@@ -124,7 +124,7 @@ t.test('usage errors of run exit 2 before anything starts', async (t) => {
   t.match(noCmd.stderr, /^handoff: no command to supervise/);
   const bad = await cli(['run', '--admin-socket', sock, '--heartbeat', 'often', '--', 'x'], CHILD_ENV);
   t.equal(bad.code, 2);
-  t.equal(bad.stderr, "handoff: --heartbeat: invalid duration 'often' (use e.g. 250ms, 5s, 2m, 1h, or a number of milliseconds)\n");
+  t.equal(bad.stderr, "handoff: --heartbeat: invalid duration 'often' (use a number with a unit: 250ms, 5s, 2m, 1h)\n");
   const flag = await cli(['run', '--no-such-flag', '--', 'x'], CHILD_ENV);
   t.equal(flag.code, 2);
   t.equal(flag.stderr.split('\n').filter(Boolean).length, 1);

@@ -55,7 +55,7 @@ async function serve(t: Test): Promise<{ sup: FakeSupervisor; sock: string }> {
 t.test('help shows every run option with its default and variable', async (t) => {
   const r = await cli(['run', '--help']);
   t.equal(r.code, 0);
-  for (const flag of ['--listen', '--lock', '--state-dir', '--admin-socket', '--admin-group', '--allow-exec', '--hello-timeout', '--drain-grace', '--deadline', '--exit-timeout', '--kill-after', '--heartbeat ', '--heartbeat-timeout', '--restart-initial', '--restart-max', '--log-level', '--verbose', '--config']) {
+  for (const flag of ['--name', '--log-format', '--listen', '--lock', '--state-dir', '--admin-socket', '--admin-group', '--allow-exec', '--hello-timeout', '--drain-grace', '--deadline', '--exit-timeout', '--kill-after', '--heartbeat ', '--heartbeat-timeout', '--restart-initial', '--restart-max', '--log-level', '--verbose', '--config']) {
     t.match(r.out, flag, flag);
   }
   const flat = r.out.replace(/\s+/g, ' ');
@@ -64,9 +64,12 @@ t.test('help shows every run option with its default and variable', async (t) =>
   t.match(flat, '(default: 5s; env: HANDOFF_HELLO_TIMEOUT)');
   t.match(flat, '(default: 1s; env: HANDOFF_HEARTBEAT)');
   t.match(flat, '(default: 250ms; env: HANDOFF_RESTART_INITIAL)');
-  t.match(flat, '$STATE_DIRECTORY when systemd sets it, else ./.handoff');
-  t.match(flat, '$RUNTIME_DIRECTORY/handoff.sock when systemd sets it, else ./handoff.sock');
-  t.match(flat, 'a bare number of milliseconds');
+  t.match(flat, '$STATE_DIRECTORY when systemd sets it, else $XDG_STATE_HOME/handoff/<name>');
+  t.match(flat, '$RUNTIME_DIRECTORY/handoff.sock when systemd sets it, else $XDG_RUNTIME_DIR/handoff/<name>.sock');
+  t.match(flat, "(default: the command's basename; env: HANDOFF_NAME)");
+  t.match(flat, '(default: pretty on a terminal, else json; env: HANDOFF_LOG_FORMAT)');
+  t.match(flat, 'a bare number is an error, except 0');
+  t.notMatch(flat, './handoff.sock', 'nothing defaults to the current directory');
   t.equal(r.err, '');
   for (const cmd of ['upgrade', 'status', 'abort', 'history', 'demo']) {
     const h = await cli([cmd, '--help']);
@@ -101,6 +104,12 @@ t.test('bad flags: one line on stderr and exit 2', async (t) => {
   const run = await cli(['run', '--drain-grace', 'x', '--', 'node']);
   t.equal(run.code, 2);
   t.match(run.err, /^handoff: --drain-grace: invalid duration 'x'/);
+  const bare = await cli(['run', '--drain-grace', '30', '--', process.execPath]);
+  t.equal(bare.code, 2, 'a duration without a unit');
+  t.equal(bare.err, "handoff: --drain-grace: duration '30' has no unit: write 30ms or 30s (units: ms, s, m, h)\n");
+  const bareUpgrade = await cli(['upgrade', '--hello-timeout', '30', '--admin-socket', '/nonexistent/x.sock']);
+  t.equal(bareUpgrade.code, 2);
+  t.match(bareUpgrade.err, /^handoff: --hello-timeout: duration '30' has no unit/);
   const listen = await cli(['run', '--listen', 'http=tcp://localhost:80', '--', process.execPath]);
   t.equal(listen.code, 2);
   t.match(listen.err, /^handoff: --listen: bad listener/);
@@ -121,6 +130,15 @@ t.test('no supervisor to talk to: exit 2 with a hint', async (t) => {
   t.match(viaEnv.err, /env\.sock/);
   const viaRuntime = await cli(['status'], { RUNTIME_DIRECTORY: dir });
   t.match(viaRuntime.err, `${dir}/handoff.sock`);
+  // Root's instances live in /run/handoff whatever XDG_RUNTIME_DIR says.
+  const base = process.getuid?.() === 0 ? '/run/handoff' : `${dir}/handoff`;
+  const viaName = await cli(['status', '--name', 'kv'], { XDG_RUNTIME_DIR: dir });
+  t.match(viaName.err, `no supervisor at ${base}/kv.sock`, '--name picks the instance');
+  if (!fs.existsSync(base)) {
+    const noName = await cli(['status'], { XDG_RUNTIME_DIR: dir });
+    t.equal(noName.code, 2);
+    t.equal(noName.err, `handoff: no supervisor running (no admin socket in ${base}): is 'handoff run' running? pass --name or --admin-socket\n`);
+  }
   const verbose = await cli(['status', '--verbose', '--admin-socket', path.join(dir, 'none.sock')]);
   t.match(verbose.err, /\n\s+at /, '--verbose adds the stack');
   fs.writeFileSync(path.join(dir, 'file'), '');
@@ -203,12 +221,12 @@ t.test('upgrade: exit codes and the three output modes', async (t) => {
   // eslint-disable-next-line no-control-regex -- the CLI's ANSI escape codes
   t.notMatch(r.out, /\x1b/, 'no escape codes off a terminal');
 
-  r = await cli(['upgrade', '--json', '--exec', 'bin/kv', '--deadline', '30s', '--admin-socket', sock, '--', '--data', '/d']);
+  r = await cli(['upgrade', '--json', '--exec', 'bin/kv', '--deadline', '30s', '--hello-timeout', '45s', '--admin-socket', sock, '--', '--data', '/d']);
   t.equal(r.code, 0);
   const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   t.equal(lines.length, events.length + 1);
   t.match(lines.at(-1), { record: { outcome: 'committed' } });
-  t.same(sup.upgrades.at(-1), { command: '/work/bin/kv', args: ['--data', '/d'], deadlineMs: 30_000 });
+  t.same(sup.upgrades.at(-1), { command: '/work/bin/kv', args: ['--data', '/d'], deadlineMs: 30_000, helloTimeoutMs: 45_000 }, '--hello-timeout reaches the supervisor');
 
   r = await cli(['upgrade', '--admin-socket', sock], {}, true);
   t.equal(r.code, 0);

@@ -54,7 +54,7 @@ t.test('handoff run answers every SIGHUP as Type=notify-reload expects', { skip:
   const spawned = (role: string): number[] =>
     logLines(s.err())
       .filter((l) => l['msg'] === 'spawned' && l['role'] === role)
-      .map((l) => Number(l['pid']));
+      .map((l) => Number(l['child_pid']));
   const release = async (pid: number, what: string): Promise<void> => {
     await until(`${what} (pid ${pid}) to stop at its breakpoint`, () => isStopped(pid));
     breakAtStart(false);

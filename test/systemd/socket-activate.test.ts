@@ -105,7 +105,7 @@ t.test('handoff run under systemd-socket-activate serves the kv example through 
     'systemd-socket-activate',
     [
       '-l', `127.0.0.1:${port}`, '--fdname=http', ...notifyEnv,
-      process.execPath, BIN, 'run', '--state-dir', path.join(dir, 'state'), '--lock', path.join(dir, 'lock'),
+      process.execPath, BIN, 'run', '--state-dir', path.join(dir, 'state'), '--admin-socket', path.join(dir, 'handoff.sock'), '--lock', path.join(dir, 'lock'),
       '--', process.execPath, KV_MAIN, '--data', path.join(dir, 'data'),
     ],
     { cwd: dir, env },

@@ -103,7 +103,7 @@ function checkDuration(v: unknown, field: string): number {
   return v;
 }
 
-export const UPGRADE_FIELDS = ['command', 'args', 'deadline_ms', 'drain_grace_ms'] as const;
+export const UPGRADE_FIELDS = ['command', 'args', 'deadline_ms', 'drain_grace_ms', 'hello_timeout_ms'] as const;
 
 export function parseUpgradeBody(obj: Record<string, unknown>): UpgradeRequest {
   const req: UpgradeRequest = {};
@@ -120,6 +120,7 @@ export function parseUpgradeBody(obj: Record<string, unknown>): UpgradeRequest {
   }
   if (obj['deadline_ms'] !== undefined) req.deadlineMs = checkDuration(obj['deadline_ms'], 'deadline_ms');
   if (obj['drain_grace_ms'] !== undefined) req.drainGraceMs = checkDuration(obj['drain_grace_ms'], 'drain_grace_ms');
+  if (obj['hello_timeout_ms'] !== undefined) req.helloTimeoutMs = checkDuration(obj['hello_timeout_ms'], 'hello_timeout_ms');
   return req;
 }
 
