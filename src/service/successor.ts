@@ -31,6 +31,8 @@ export class SuccessorFlow {
       const reason = abortReason(kind, firstLine(err));
       rt.logger.error({ reason }, 'successor failed; aborting the handoff');
       channel.send({ type: 'Abort', handoff_id: id, reason });
+      // A stop that came meanwhile owns the ending (it drains).
+      if (rt.phase === 'stopping') return;
       // Accepting already (stateless): its clients are drained, never reset.
       if (rt.accept.open) return stopServing(rt, 1);
       await rt.accept.stop();
