@@ -34,10 +34,7 @@ await app.ready();
 const service = createService({
   buildId,
   servers: { http: app.server }, // the name given to `handoff run --listen http=...`
-  // No data, so nothing to open or to seal. The library asks for both hooks today; a service without
-  // state advertises no revisions and a fixed 32-byte fingerprint (examples/kv shows real ones).
-  open: async () => ({ revisions: [] }),
-  seal: async () => ({ revisions: [], fingerprint: new Uint8Array(32) }),
+  // No data, so no open or seal hook: stateless (no lock; the successor accepts once healthy).
   // After the drain (on Commit, or on SIGTERM): Fastify's onClose hooks run (close your pools there).
   // The server has stopped accepting already; Fastify accepts that.
   close: () => app.close(),

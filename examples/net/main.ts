@@ -71,10 +71,7 @@ const server = net.createServer((socket) => {
 const service = createService({
   buildId,
   servers: { line: server }, // the name given to `handoff run --listen line=...`
-  // No data, so nothing to open or to seal. The library asks for both hooks today; a service without
-  // state advertises no revisions and a fixed 32-byte fingerprint (examples/kv shows real ones).
-  open: async () => ({ revisions: [] }),
-  seal: async () => ({ revisions: [], fingerprint: new Uint8Array(32) }),
+  // No data, so no open or seal hook: stateless (no lock; the successor accepts once healthy).
   // Only used with neither a supervisor nor LISTEN_FDS (development).
   standaloneListen: values.listen ? { line: hostPort(values.listen) } : undefined,
 });

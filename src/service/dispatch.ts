@@ -23,7 +23,7 @@ export function onMessage(m: Machine, msg: Message): void {
       inFlight(m, msg.handoff_id);
       return fire(m, { kind: 'SealRequest', msg });
     case 'Commit':
-      if (named(m, msg.handoff_id) === 'ended' && m.incumbent.successorHoldsLock()) return m.incumbent.commitCalledOff(msg);
+      if (named(m, msg.handoff_id) === 'ended' && m.incumbent.successorMayServe()) return m.incumbent.commitCalledOff(msg);
       inFlight(m, msg.handoff_id);
       return fire(m, { kind: 'Commit', msg });
     case 'Begin':

@@ -8,9 +8,12 @@
 import { abortReason, idToString, type HandoffId, type MessageOf } from '../protocol/index.js';
 import type { Fire, StateOf } from './machine.js';
 import type { Runtime } from './runtime.js';
-import { SealError } from './types.js';
+import { SealError, type SealProgressInfo, type SealResult } from './types.js';
 import { failChannel, firstLine, toU64List, unexpected, wireText } from './wire.js';
 import { TIMER_MAX_MS } from '../shared/constants.js';
+
+/** What a stateless incumbent seals: no shards, and 32 zero bytes (the protocol wants a fingerprint). */
+const STATELESS_SEAL = { revisions: [], fingerprint: new Uint8Array(32) } as const;
 
 /** How long an incumbent aborted after SealComplete tries to retake the lock S just saw it release. */
 const RESUME_LOCK_WINDOW_MS = 2_000;
@@ -63,16 +66,17 @@ export class IncumbentFlow {
     rt.logger.info({ handoff_id: idToString(id) }, 'sealing');
     let result: { revisions: bigint[]; fingerprint: Uint8Array } | undefined;
     let failure: unknown;
-    try {
-      const r = await rt.opts.seal((p) => {
-        if (rt.phase !== 'sealing') return;
-        channel.send({
-          type: 'SealProgress',
-          shards_sealed: p.shardsSealed >>> 0,
-          shards_total: p.shardsTotal >>> 0,
-          last_revision: toU64List([p.lastRevision], 'lastRevision')[0]!,
-        });
+    const progress = (p: SealProgressInfo): void => {
+      if (rt.phase !== 'sealing') return;
+      channel.send({
+        type: 'SealProgress',
+        shards_sealed: p.shardsSealed >>> 0,
+        shards_total: p.shardsTotal >>> 0,
+        last_revision: toU64List([p.lastRevision], 'lastRevision')[0]!,
       });
+    };
+    try {
+      const r: SealResult = rt.opts.seal ? await rt.opts.seal(progress) : STATELESS_SEAL;
       const revisions = toU64List(r.revisions, 'seal().revisions');
       if (!(r.fingerprint instanceof Uint8Array) || r.fingerprint.length !== 32) throw new TypeError('seal().fingerprint must be 32 bytes');
       result = { revisions, fingerprint: r.fingerprint };
@@ -114,7 +118,7 @@ export class IncumbentFlow {
     }
     rt.enter({ phase: 'sealed', handoff: id });
     channel.send(sealComplete);
-    rt.logger.info({ revisions: result.revisions.map(String) }, 'sealed; lock released');
+    rt.logger.info({ revisions: result.revisions.map(String) }, rt.lock ? 'sealed; lock released' : 'sealed');
     await rt.flushChannel();
     if (rt.phase === 'sealed') rt.events.emit('sealed', { revisions: result.revisions });
   }
@@ -145,14 +149,15 @@ export class IncumbentFlow {
 
   /**
    * The handoff was called off here (S fell silent) after sealing, but S read the successor's Ready
-   * first: the successor holds the lock and serves, so S's Commit is a commit for us too.
+   * first: the successor holds the lock (or, stateless, has none to hold) and serves, so S's Commit
+   * is a commit for us too.
    */
-  successorHoldsLock(): boolean {
-    return this.rt.lock !== undefined && !this.rt.lock.held;
+  successorMayServe(): boolean {
+    return this.rt.stateless || (this.rt.lock !== undefined && !this.rt.lock.held);
   }
 
   commitCalledOff(msg: MessageOf<'Commit'>): void {
-    this.rt.logger.info({ handoff_id: idToString(msg.handoff_id) }, 'Commit for a handoff called off here while the successor holds the lock: committing');
+    this.rt.logger.info({ handoff_id: idToString(msg.handoff_id) }, 'Commit for a handoff called off here while the successor may serve: committing');
     this.rt.task(this.commit());
   }
 

@@ -10,7 +10,7 @@
  * flows. The steps it starts end in their own flows, which move on only if nothing moved the
  * process meanwhile:
  *
- *   starting  → serving (cold start) | awaiting-begin (successor)       start.ts
+ *   starting  → serving (cold start) | awaiting-begin | overlapping (successor)  start.ts
  *   beginning → serving | unhealthy                                     successor.ts  begin
  *   draining  → drained                                                 incumbent.ts  drain
  *   sealing   → sealed | seal-failed | resuming (called off meanwhile)  incumbent.ts  seal
@@ -31,6 +31,8 @@ import { unexpected } from './wire.js';
 export type State =
   | { readonly phase: 'idle' | 'starting' }
   | { readonly phase: 'awaiting-begin' | 'beginning' | 'unhealthy'; readonly handoff: HandoffId }
+  /** A stateless successor accepting before Begin; `handoff` is known once HelloAck came. */
+  | { readonly phase: 'overlapping'; readonly handoff: HandoffId | undefined }
   /** `successorOf`: the handoff this process came with as successor, until a PrepareHandoff makes it a plain incumbent. */
   | { readonly phase: 'serving'; readonly successorOf: HandoffId | undefined }
   | { readonly phase: 'draining' | 'drained' | 'sealed' | 'seal-failed'; readonly handoff: HandoffId }
@@ -82,7 +84,8 @@ type Row<P extends ServicePhase> = { readonly [K in Kind]?: Handler<P, K> };
 
 // The handlers, by what they do; the TABLE says where.
 type Holding = 'draining' | 'drained' | 'seal-failed';
-type Leaving = 'awaiting-begin' | 'beginning' | 'unhealthy' | 'serving';
+type Leaving = 'awaiting-begin' | 'overlapping' | 'beginning' | 'unhealthy' | 'serving';
+type BeforeBegin = 'awaiting-begin' | 'overlapping';
 type CallOff = 'Abort' | 'ResumeAfterAbort';
 
 const prepare: Handler<'serving', 'PrepareHandoff'> = (m, e) => m.incumbent.prepare(e.msg);
@@ -91,8 +94,8 @@ const seal: Handler<'drained', 'SealRequest'> = (m, e) => m.rt.task(m.incumbent.
 /** Crossed the Abort that started this resume: S reads that Abort next and calls the handoff off. */
 const crossed: Handler<'resuming', 'SealRequest'> = (m, e) => m.incumbent.ignoreCrossed(e.msg);
 const commit: Handler<'sealed', 'Commit'> = (m) => m.rt.task(m.incumbent.commit());
-const commitCalledOff: Handler<'resuming', 'Commit'> = (m, e, s) => (m.incumbent.successorHoldsLock() ? m.incumbent.commitCalledOff(e.msg) : unexpected(e.msg, s.phase));
-const begin: Handler<'awaiting-begin', 'Begin'> = (m, e) => m.rt.task(m.successor.begin(e.msg.handoff_id));
+const commitCalledOff: Handler<'resuming', 'Commit'> = (m, e, s) => (m.incumbent.successorMayServe() ? m.incumbent.commitCalledOff(e.msg) : unexpected(e.msg, s.phase));
+const begin: Handler<BeforeBegin, 'Begin'> = (m, e, s) => m.rt.task(m.successor.begin(s, e.msg.handoff_id));
 const rollBack: Handler<Leaving, 'Abort'> = (m, e, s) => m.successor.rollBack(s, e.reason);
 const serveAgain: Handler<Holding, CallOff> = (m, e, s) => m.incumbent.serveAgain(s, e.reason);
 const abortSealing: Handler<'sealing', CallOff> = (m, e, s) => m.incumbent.abortSealing(s, e.reason);
@@ -100,7 +103,7 @@ const retake: Handler<'sealed', CallOff> = (m, e, s) => m.incumbent.retakeAfterA
 const ignore: Handler<ServicePhase, CallOff> = (m, e, s) => m.rt.logger.debug({ phase: s.phase }, `${e.kind} ignored`);
 
 /** A successor before Begin holds nothing: it may as well leave (the S-loss rules follow). */
-const leave: Handler<'starting' | 'awaiting-begin', 'silence'> = (m) => m.loss.leaveSilent();
+const leave: Handler<'starting' | BeforeBegin, 'silence'> = (m) => m.loss.leaveSilent();
 const serveAgainSilent: Handler<Holding, 'silence'> = (m, _e, s) => m.incumbent.serveAgainSilent(s);
 const retakeSilent: Handler<'sealed', 'silence'> = (m, _e, s) => m.incumbent.retakeSilent(s);
 
@@ -115,6 +118,12 @@ const lostBeforeBegin: Handler<'awaiting-begin', 'closed'> = (m, e) => {
   m.loss.lost(e.reason);
   m.rt.logger.warn('no Begin yet: exiting');
   m.rt.task(m.rt.exit(1));
+};
+/** Accepted beside the incumbent, and no Begin will come: drain (never reset a client), exit 1. */
+const lostOverlapping: Handler<'overlapping', 'closed'> = (m, e) => {
+  m.loss.lost(e.reason);
+  m.rt.logger.warn('no Begin yet: draining and exiting');
+  m.rt.task(stopServing(m.rt, 1));
 };
 /** Nobody will call this handoff off: let the lock go, so the incumbent can retake it. */
 const lostUnhealthy: Handler<'unhealthy', 'closed'> = (m, e, s) => {
@@ -144,6 +153,7 @@ export const TABLE: { readonly [P in ServicePhase]: Row<P> } = {
   idle: { stop: exitNow },
   starting: { silence: leave, closed: lostStarting, stop: exitNow },
   'awaiting-begin': { Begin: begin, Abort: rollBack, silence: leave, closed: lostBeforeBegin, stop: exitNow },
+  overlapping: { Begin: begin, Abort: rollBack, silence: leave, closed: lostOverlapping, stop }, // rollBack and stop drain
   beginning: { Abort: rollBack, closed: lost, stop }, // the begin step checks S itself before Ready
   unhealthy: { Abort: rollBack, closed: lostUnhealthy, stop },
   serving: { PrepareHandoff: prepare, Abort: rollBack, closed: lostUnlessEnded, stop }, // Abort: as successor only

@@ -25,6 +25,8 @@ export class Runtime {
   readonly buildId: Uint8Array;
   readonly accept: AcceptControl;
   readonly lock: DataDirLock | undefined;
+  /** No `open` and no `seal`: nothing to lock, open or seal (a successor accepts once healthy, before Begin). */
+  readonly stateless: boolean;
 
   #state: State = { phase: 'idle' };
   channel: Channel | undefined;
@@ -50,6 +52,9 @@ export class Runtime {
     readonly opts: ServiceOptions,
     readonly events: EventEmitter<ServiceEvents>,
   ) {
+    if ((opts.open === undefined) !== (opts.seal === undefined)) throw new TypeError('give open and seal together, or neither (a stateless service)');
+    this.stateless = opts.open === undefined;
+    if (this.stateless && opts.lockPath) throw new TypeError('lockPath without open and seal: a stateless service takes no lock');
     const env = opts.env ?? process.env;
     this.logger = opts.logger ?? defaultLogger(env);
     const fromEnv = readContract(env);
@@ -61,7 +66,10 @@ export class Runtime {
     this.accept = new AcceptControl(opts, this.contract, env, this.logger, events, () => this.phase === 'stopping' || this.phase === 'exiting');
     this.exited = new Promise((resolve) => (this.#exitedResolve = resolve));
 
-    const envLock = this.contract.lockPath;
+    const envLock = this.stateless ? undefined : this.contract.lockPath;
+    if (this.stateless && this.contract.lockPath) {
+      this.logger.warn({ lockPath: this.contract.lockPath }, 'stateless (no open, no seal): HANDOFF_LOCK_PATH is not taken');
+    }
     if (envLock && opts.lockPath && envLock !== opts.lockPath) {
       this.logger.warn({ lockPath: envLock, option: opts.lockPath }, 'HANDOFF_LOCK_PATH differs from the lockPath option; using the supervisor’s');
     }
@@ -126,6 +134,16 @@ export class Runtime {
   stopTimers(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+  }
+
+  /** The health hook's answer (default healthy); throwing counts as unhealthy. */
+  async askHealth(): Promise<boolean> {
+    try {
+      return (await (this.opts.health?.() ?? true)) === true;
+    } catch (err) {
+      this.logger.warn({ err: firstLine(err) }, 'health check threw');
+      return false;
+    }
   }
 
   async runClose(): Promise<void> {

@@ -6,7 +6,9 @@
  *
  * The one rule every path keeps: never two writers. A process writes only while it holds the lock;
  * the incumbent lets it go only after its seal hook stopped writes; a successor takes it only when
- * S says Begin; when S is lost, whoever holds the lock serves and nobody else does.
+ * S says Begin; when S is lost, whoever holds the lock serves and nobody else does. A stateless
+ * service (no open, no seal hook) has no lock and no writes: its successor accepts beside the
+ * incumbent as soon as it is healthy, before its Hello, so there is no moment without an acceptor.
  *
  * HandoffService is the public face; the work is split by concept: machine.ts (the phases and the
  * transition table), runtime.ts (shared state and endings), start.ts, incumbent.ts, successor.ts,
@@ -70,8 +72,9 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
 
   /**
    * Starts: cold start (lock, open, accept, Hello) or successor (Hello, then Begin → lock, open,
-   * health, accept, Ready). Resolves once serving; an unhealthy successor never serves (it exits
-   * on S's Abort). Failures that the contract says end the process do.
+   * health, accept, Ready; stateless: health, accept, Hello, then Begin → Ready). Resolves once
+   * serving (a successor: once Ready); an unhealthy successor never serves (it exits on S's
+   * Abort). Failures that the contract says end the process do.
    */
   start(): Promise<void> {
     const rt = this.rt;

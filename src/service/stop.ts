@@ -24,7 +24,7 @@ export function handleSignals(rt: Runtime, stop: () => Promise<void>): () => voi
 }
 
 /** The stop of a process that may have served: its clients are drained, never reset. */
-export async function stopServing(rt: Runtime): Promise<void> {
+export async function stopServing(rt: Runtime, code = 0): Promise<void> {
   // Leaving the phase is what makes a drain, a deadline or a resume in flight stand down.
   rt.enter({ phase: 'stopping', handoff: rt.inFlight });
   await rt.accept.stop();
@@ -33,7 +33,7 @@ export async function stopServing(rt: Runtime): Promise<void> {
   rt.logger.info({ open_conns_remaining: left }, 'drained for stop');
   await rt.runClose();
   await rt.releaseLock();
-  return rt.exit(0);
+  return rt.exit(code);
 }
 
 /** A second stop request while the first drains. */

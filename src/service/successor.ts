@@ -1,7 +1,9 @@
 /**
  * The successor's side of a handoff once S says Begin: take the lock, open the state, ask health,
  * and only when healthy accept and say Ready; or, when S calls the handoff off, get out of the way
- * (draining like an incumbent once it has accepted, so no client is reset).
+ * (draining like an incumbent once it has accepted, so no client is reset). A stateless successor
+ * has no lock to take or state to open; one that accepts already (`overlapping`: it was healthy
+ * before its Hello) says Ready at once.
  */
 
 import { abortReason, idToString, type ErrorKind, type HandoffId } from '../protocol/index.js';
@@ -12,13 +14,14 @@ import { stopServing } from './stop.js';
 import { firstLine, toU64List } from './wire.js';
 
 /** The phases a successor leaves from when its handoff is called off. */
-type Leaving = StateOf<'awaiting-begin' | 'beginning' | 'unhealthy' | 'serving'>;
+type Leaving = StateOf<'awaiting-begin' | 'overlapping' | 'beginning' | 'unhealthy' | 'serving'>;
 
 export class SuccessorFlow {
   constructor(private readonly rt: Runtime) {}
 
-  async begin(id: HandoffId): Promise<void> {
+  async begin(from: StateOf<'awaiting-begin' | 'overlapping'>, id: HandoffId): Promise<void> {
     const rt = this.rt;
+    const accepting = from.phase === 'overlapping';
     const channel = rt.channel!;
     rt.enter({ phase: 'beginning', handoff: id });
     rt.logger.info({ handoff_id: idToString(id) }, 'begin');
@@ -28,6 +31,10 @@ export class SuccessorFlow {
       const reason = abortReason(kind, firstLine(err));
       rt.logger.error({ reason }, 'successor failed; aborting the handoff');
       channel.send({ type: 'Abort', handoff_id: id, reason });
+      // A stop that came meanwhile owns the ending (it drains).
+      if (rt.phase === 'stopping') return;
+      // Accepting already (stateless): its clients are drained, never reset.
+      if (rt.accept.open) return stopServing(rt, 1);
       await rt.accept.stop();
       return rt.exit(1);
     };
@@ -48,30 +55,29 @@ export class SuccessorFlow {
       rt.logger.info({ lockPath: rt.lock.lockPath }, 'data-dir lock taken');
     }
     if (!stillOn()) return;
-    let revisions: bigint[];
-    try {
-      const res = await rt.opts.open();
-      revisions = toU64List(res.revisions, 'open().revisions');
-    } catch (err) {
-      return fail('successor_failed', err);
+    let revisions: bigint[] = [];
+    if (rt.opts.open) {
+      try {
+        const res = await rt.opts.open();
+        revisions = toU64List(res.revisions, 'open().revisions');
+      } catch (err) {
+        return fail('successor_failed', err);
+      }
+      if (!stillOn()) return;
     }
-    if (!stillOn()) return;
-    // Health before accept: a build S is going to reject must never answer a client.
-    let healthy: boolean;
-    try {
-      healthy = (await (rt.opts.health?.() ?? true)) === true;
-    } catch (err) {
-      rt.logger.warn({ err: firstLine(err) }, 'health check threw');
-      healthy = false;
+    // Health before accept: a build S is going to reject must never answer a client. One that
+    // accepts already said healthy before it did.
+    if (!accepting) {
+      const healthy = await rt.askHealth();
+      if (!stillOn()) return;
+      if (!healthy) return this.unhealthy(id, revisions);
+      try {
+        await rt.accept.start();
+      } catch (err) {
+        return fail('successor_failed', err);
+      }
+      if (!stillOn()) return;
     }
-    if (!stillOn()) return;
-    if (!healthy) return this.unhealthy(id, revisions);
-    try {
-      await rt.accept.start();
-    } catch (err) {
-      return fail('successor_failed', err);
-    }
-    if (!stillOn()) return;
     rt.becomeServing(id);
     if (rt.supervisor === 'lost') {
       rt.logger.warn('the supervisor was lost after Begin; holding the lock, serving');

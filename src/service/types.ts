@@ -45,16 +45,24 @@ export interface ServiceOptions {
    * listen and stop listening; do not call listen() yourself.
    */
   servers: Record<string, net.Server | Acceptor>;
-  /** The lock is held: open and replay state. Return the revisions reached. */
-  open(): Promise<OpenResult>;
+  /**
+   * The lock is held: open and replay state. Return the revisions reached. Give `open` and `seal`
+   * together, or neither: a service without them is stateless (no lock, no revisions, and as
+   * successor it accepts beside the incumbent as soon as it is healthy).
+   */
+  open?(): Promise<OpenResult>;
   /**
    * Stop writes, flush/fsync, compute the revisions and the fingerprint. Throwing (ideally a
    * SealError with a partial state) makes it a SealFailed: the lock is kept and resume() follows.
+   * Stateless (no `open`, no `seal`): SealComplete carries no revisions and 32 zero bytes.
    */
-  seal(progress: (p: SealProgressInfo) => void): Promise<SealResult>;
+  seal?(progress: (p: SealProgressInfo) => void): Promise<SealResult>;
   /** After an aborted handoff that got as far as sealing: reopen writer state (the lock is held again). Re-read state: a successor may have written. */
   resume?(): Promise<void>;
-  /** Reported in Ready as healthz_ok. Throwing counts as unhealthy. Default: healthy. */
+  /**
+   * Reported in Ready as healthz_ok; no accept opens before it says healthy. Throwing counts as
+   * unhealthy. Default: healthy.
+   */
   health?(): Promise<boolean> | boolean;
   /** Successor only: Begin arrived, before the lock is taken. Throwing aborts the handoff. */
   begin?(): Promise<void> | void;
@@ -67,7 +75,10 @@ export interface ServiceOptions {
   undrain?(): void;
   /** Before the process exits after Commit or a stop: close what is left. May run unsealed on a stop. */
   close?(): Promise<void> | void;
-  /** The data-dir lock; HANDOFF_LOCK_PATH (set by S) wins when both are set. No path: no lock. */
+  /**
+   * The data-dir lock; HANDOFF_LOCK_PATH (set by S) wins when both are set. No path: no lock. A
+   * stateless service takes none (this option is then an error; HANDOFF_LOCK_PATH is ignored).
+   */
   lockPath?: string;
   /** HttpDrain: how long an idle keep-alive connection may linger while draining (default 250 ms). */
   lingerMs?: number;
@@ -99,6 +110,11 @@ export type ServicePhase =
   | 'idle'
   | 'starting'
   | 'awaiting-begin'
+  /**
+   * Stateless successor: healthy, accepting beside the incumbent before its Hello (there is no lock
+   * to wait for); Begin and Ready follow as for any successor.
+   */
+  | 'overlapping'
   | 'beginning'
   /** Successor: said Ready with healthz_ok false; never accepts; waits for S's Abort. */
   | 'unhealthy'

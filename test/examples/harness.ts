@@ -60,11 +60,11 @@ export interface Supervised {
  * `handoff run --listen <listener>=tcp://127.0.0.1:0 -- node <example> <args>`, waited for until
  * its incumbent serves; stopped (SIGTERM, then SIGKILL) at teardown. No --lock: the examples keep no data.
  */
-export async function runExample(t: Test, example: string, o: { listener?: string; args?: string[] } = {}): Promise<Supervised> {
+export async function runExample(t: Test, example: string, o: { listener?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Supervised> {
   const dir = tmpdir(t, 'hex-');
   const sock = path.join(dir, 'admin.sock');
   const args = [BIN, 'run', '--listen', `${o.listener ?? 'http'}=tcp://127.0.0.1:0`, '--state-dir', path.join(dir, 'state'), '--admin-socket', sock, ...EXAMPLE_FLAGS, '--', process.execPath, mainOf(example), ...(o.args ?? [])];
-  const p = new Proc(args, CHILD_ENV);
+  const p = new Proc(args, { ...CHILD_ENV, ...o.env });
   t.teardown(async () => {
     if (!p.alive) return;
     p.signal('SIGTERM');
