@@ -201,5 +201,13 @@ t.test('Ctrl-C (SIGINT to the process group) mid-run: a short line, exit 130, no
   if (tmp) t.notOk(fs.existsSync(tmp), `${tmp} removed`);
   const alive = before.filter((p) => procState(p) !== undefined && procState(p) !== 'Z');
   t.same(alive, [], 'no process of its tree remains');
-  t.same(leftovers(pid, tmp ?? '/nonexistent-demo-dir'), [], 'no process in its group or naming its temp dir');
+  const left = leftovers(pid, tmp ?? '/nonexistent-demo-dir');
+  const describe = (p: number): string => {
+    try {
+      return `${p}: ${fs.readFileSync(`/proc/${p}/stat`, 'utf8').trim()} ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`;
+    } catch {
+      return `${p}: gone`;
+    }
+  };
+  t.same(left, [], `no process in its group or naming its temp dir${left.length > 0 ? `: ${left.map(describe).join('; ')}` : ''}`);
 });

@@ -14,7 +14,7 @@
 import { pino } from 'pino';
 import { Supervisor } from '../../supervisor/supervisor.js';
 import type { HostCrash, HostMessage, HostRequest, HostResults } from './host-protocol.js';
-import { childrenOf, waitGone } from './procs.js';
+import { descendantsOf, waitGone } from './procs.js';
 
 const log = pino({ level: process.env['HANDOFF_DEMO_LOG_LEVEL'] ?? 'info', base: { pid: process.pid, name: 'supervisor' } });
 let sup: Supervisor | null = null;
@@ -86,7 +86,16 @@ process.on('disconnect', () => {
     log.warn('the demo went away: killing the services');
     sup?.kill();
   }
-  // Exit only once the services are reaped, so that the demo's exit means nothing is left; anything
-  // else (a sonic-boom flush, a socket) must not keep an orphan alive.
-  void waitGone(childrenOf(process.pid), 3_000).then(() => setTimeout(() => process.exit(code), 50).unref());
+  // The services' own helpers (the library's fd-dup process) would outlive their killed parent for a
+  // moment: they go too. Exit only once all are gone, so that the demo's exit means nothing is left;
+  // anything else (a sonic-boom flush, a socket) must not keep an orphan alive.
+  const tree = descendantsOf(process.pid);
+  for (const pid of tree) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  void waitGone(tree, 3_000).then(() => setTimeout(() => process.exit(code), 50).unref());
 });

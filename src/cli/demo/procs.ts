@@ -27,6 +27,11 @@ export function childrenOf(ppid: number): number[] {
     .map(Number);
 }
 
+/** Every process below `pid` (children, their children, …): the services and their own helpers. */
+export function descendantsOf(pid: number): number[] {
+  return childrenOf(pid).flatMap((c) => [c, ...descendantsOf(c)]);
+}
+
 /** Pids whose command line mentions `text` (the demo's temp dir: every kv process it started). */
 export function processesMentioning(text: string): number[] {
   return pids()
