@@ -109,7 +109,9 @@ export async function upgradeCommand(flags: UpgradeFlags, args: readonly string[
     });
     renderer.stop();
     if (record) {
-      renderer.record(record);
+      // A record that did not commit names only the rejected build: status says which one still serves.
+      const now = record.outcome === 'committed' || mode === 'json' ? undefined : await c.request<SupervisorStatus>('GET', '/v1/status').then((st) => st.incumbent, () => undefined);
+      renderer.record(record, now);
       return record.outcome === 'committed' ? EXIT.ok : EXIT.failed;
     }
     if (streamError) throw new CliError(streamError.message, EXIT.failed);

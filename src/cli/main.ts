@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from '@commander-js/extra-typings';
 import { abortCommand, historyCommand, statusCommand, upgradeCommand, type Io } from './commands.js';
 import { envName, RUN_OPTIONS, resolveRunSettings } from './config.js';
-import { CliError, EXIT, usageError } from './errors.js';
+import { CliError, EXIT } from './errors.js';
 
 export interface CliIo extends Io {
   /** Installs process signal handlers (only for the real process, not in-process tests). */
@@ -180,21 +180,21 @@ function buildProgram(io: CliIo, setCode: (n: number) => void): Command {
   // --- demo ---
   program
     .command('demo')
-    .description('A live handoff of the bundled kv example under load, with a results table.')
+    .description('The bundled kv example under a real supervisor and load, put through a scenario, with a results table.')
+    .option('--scenario <name>', 'upgrade (handoffs to new builds), unhealthy (a build that reports unhealthy, rolled back) or crash (the incumbent is killed) (default: upgrade)')
+    .option('--handoffs <count>', 'how many handoffs (crash: crashes) to run (default: 3 for upgrade, 1 otherwise)')
+    .option('--clients <count>', 'concurrent clients, four fifths keep-alive (default: 20)')
+    .option('--duration <duration>', 'how long the load runs besides the handoffs, e.g. 20s (default: 6s)')
     .option('--port <port>', 'loopback port for the demo service (default: 0, a free port)')
-    .option('--handoffs <count>', 'how many handoffs to run (default: 3)')
+    .option('--keep', 'keep the temporary directory (data, state, log) and print where')
     .option('--json', 'print the report as JSON')
     .option('--verbose', 'stack traces with errors')
+    .addHelpText('after', '\nExit: 0 the scenario went as promised, 1 it did not (the temp dir is kept), 2 usage error, 130 interrupted (Ctrl-C stops everything and removes the temp dir).\n')
     .action(async (opts) => {
-      const int = (v: string | undefined, flag: string, min: number, max: number): number | undefined => {
-        if (v === undefined) return undefined;
-        if (!/^\d{1,6}$/.test(v) || Number(v) < min || Number(v) > max) throw usageError(`${flag}: expected a whole number from ${min} to ${max}, got '${v}'`);
-        return Number(v);
-      };
-      const port = int(opts.port, '--port', 0, 65535);
-      const handoffs = int(opts.handoffs, '--handoffs', 1, 1000);
+      const { parseDemoFlags } = await import('./demo/options.js');
+      const demoOpts = parseDemoFlags(opts);
       const { runDemo } = await import('./demo/index.js');
-      setCode(await runDemo({ ...(port !== undefined ? { port } : {}), ...(handoffs !== undefined ? { handoffs } : {}), ...(opts.json === true ? { json: true } : {}) }));
+      setCode(await runDemo(demoOpts));
     });
 
   return program;

@@ -1,6 +1,6 @@
 /** What the client commands print: status, history, and the live progress of a handoff. */
 
-import { isRestartRecord, type HandoffEvent, type HandoffPhase, type HandoffRecord, type HistoryEntry, type SupervisorStatus } from '../supervisor/types.js';
+import { isRestartRecord, type HandoffEvent, type HandoffPhase, type HandoffRecord, type HistoryEntry, type IncumbentInfo, type SupervisorStatus } from '../supervisor/types.js';
 import { formatDuration } from './duration.js';
 
 export interface Out {
@@ -20,12 +20,26 @@ function ago(iso: string, now: number): string {
   return Number.isFinite(t) ? `${formatDuration(Math.max(0, now - t))} ago` : iso;
 }
 
-/** One line for a finished handoff: `committed in 1.52 s (hello 120 ms, …)` or `aborted after …: reason`. */
-export function outcomeLine(r: HandoffRecord): string {
+/** What serves now, from status (the record of a handoff that did not commit names only the rejected build). */
+export type ServingNow = Pick<IncumbentInfo, 'pid' | 'build_id'> | null;
+
+/** Which build serves after a handoff that did not commit, when the caller knows what serves now. */
+function stillServing(r: HandoffRecord, now: ServingNow | undefined): string {
+  if (now === undefined) return '';
+  if (now === null) return '; nothing serves now';
+  const build = now.build_id === '' ? 'the incumbent' : `build ${now.build_id}`;
+  return now.pid === r.incumbent_pid ? `; ${build} still serves (pid ${now.pid})` : `; ${build} serves (pid ${now.pid}, a fresh start)`;
+}
+
+/**
+ * One line for a finished handoff: `committed in 1.52 s (hello 120 ms, …), build v2 serves` or
+ * `aborted after …: reason (…); build v1 still serves (pid 42)` (the latter when `now` is given).
+ */
+export function outcomeLine(r: HandoffRecord, now?: ServingNow): string {
   const phases = r.phases.length > 0 ? ` (${phasesLine(r.phases)})` : '';
   const build = r.build_id !== undefined && r.build_id !== '' ? `, build ${r.build_id} serves` : '';
   if (r.outcome === 'committed') return `committed in ${formatDuration(r.total_ms)}${phases}${build}${r.rolled_forward ? ' [rolled forward: the incumbent died mid-handoff]' : ''}${r.reason ? ` (${r.reason})` : ''}`;
-  return `${r.outcome} after ${formatDuration(r.total_ms)}: ${r.reason ?? 'no reason recorded'}${phases}`;
+  return `${r.outcome} after ${formatDuration(r.total_ms)}: ${r.reason ?? 'no reason recorded'}${phases}${stillServing(r, now)}`;
 }
 
 export function renderStatus(s: SupervisorStatus, now = Date.now()): string {
@@ -38,7 +52,7 @@ export function renderStatus(s: SupervisorStatus, now = Date.now()): string {
   s.listeners.forEach((l, i) => rows.push([i === 0 ? 'listeners' : '', `${l.name}  ${l.address}`]));
   const f = s.inflight;
   rows.push(['handoff', f ? `${shortId(f.handoff_id)} in phase ${f.phase} for ${formatDuration(f.elapsed_ms)}${f.successor_pid !== null ? ` (successor pid ${f.successor_pid})` : ''}` : 'none in flight']);
-  rows.push(['last', s.last ? `${shortId(s.last.handoff_id)} ${outcomeLine(s.last)}, ${ago(s.last.ended_at, now)}` : 'no handoff yet']);
+  rows.push(['last', s.last ? `${shortId(s.last.handoff_id)} ${outcomeLine(s.last, s.last.outcome === 'committed' ? undefined : s.incumbent)}, ${ago(s.last.ended_at, now)}` : 'no handoff yet']);
   rows.push(['restarts', String(s.incumbent_restarts)]);
   const lf = s.last_failure;
   if (lf) {
@@ -50,11 +64,20 @@ export function renderStatus(s: SupervisorStatus, now = Date.now()): string {
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n';
 }
 
-/** Handoffs and incumbent restarts, oldest first; BUILD is the build that served afterwards. */
+/**
+ * Handoffs and incumbent restarts, oldest first; BUILD is the build that served afterwards: the
+ * successor's after a commit, the one an earlier commit in the list put in place otherwise (`-` when
+ * the list does not show it; a restart keeps the serving build).
+ */
 export function renderHistory(entries: readonly HistoryEntry[]): string {
   if (entries.length === 0) return 'no handoffs yet\n';
   const head = ['ENDED', 'ID', 'OUTCOME', 'TOTAL', 'PHASES', 'BUILD', 'REASON'];
   const when = (iso: string): string => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  let serving = '-';
+  const servingAfter = (r: HandoffRecord): string => {
+    if (r.outcome === 'committed') serving = r.build_id ? r.build_id : '-';
+    return serving;
+  };
   const rows = entries.map((r) =>
     isRestartRecord(r)
       ? [when(r.at), '-', 'restart', formatDuration(r.delay_ms), `pid ${r.pid} ${r.exit}`, '-', r.reason]
@@ -64,7 +87,7 @@ export function renderHistory(entries: readonly HistoryEntry[]): string {
           r.outcome + (r.rolled_forward ? '*' : ''),
           formatDuration(r.total_ms),
           r.phases.map((p) => `${p.phase}=${formatDuration(p.ms).replace(' ', '')}`).join(' ') || '-',
-          r.outcome === 'committed' && r.build_id ? r.build_id : '-',
+          servingAfter(r),
           r.reason ?? '',
         ],
   );
@@ -200,8 +223,8 @@ export class ProgressRenderer {
     this.out.write(`handoff ${id}: phase ${e.phase}${prev}\n`);
   }
 
-  /** The final record: the outcome line (or the raw record in json mode). */
-  record(r: HandoffRecord): void {
+  /** The final record: the outcome line (or the raw record in json mode); `now` is what serves after a handoff that did not commit. */
+  record(r: HandoffRecord, now?: ServingNow): void {
     clearInterval(this.ticker);
     this.ticker = undefined;
     if (this.mode === 'json') {
@@ -211,10 +234,10 @@ export class ProgressRenderer {
     if (this.mode === 'tty') {
       if (this.current) this.closePhase(r.phases.at(-1)?.ms ?? 0, r.outcome === 'committed');
       const mark = r.outcome === 'committed' ? this.paint('32', '✓') : this.paint('31', '✗');
-      this.out.write(`${mark} handoff ${shortId(r.handoff_id)} ${outcomeLine(r)}\n`);
+      this.out.write(`${mark} handoff ${shortId(r.handoff_id)} ${outcomeLine(r, now)}\n`);
       return;
     }
-    this.out.write(`handoff ${shortId(r.handoff_id)} ${outcomeLine(r)}\n`);
+    this.out.write(`handoff ${shortId(r.handoff_id)} ${outcomeLine(r, now)}\n`);
   }
 
   /** Stops redrawing; ends a half-drawn line. */

@@ -3,7 +3,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { HandoffEvent, HandoffRecord, SupervisorStatus, UpgradeRequest } from '../../supervisor/types.js';
-import type { HostMemory, HostMessage, HostRequest, HostResults, HostSupervisorOptions } from './host-protocol.js';
+import type { HostCrash, HostMemory, HostMessage, HostRequest, HostResults, HostSupervisorOptions } from './host-protocol.js';
 
 type Pending = { resolve: (v: HostResults[keyof HostResults]) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -82,6 +82,11 @@ export class SupervisorHost {
 
   status(): Promise<SupervisorStatus> {
     return this.call<'status'>({ op: 'status' });
+  }
+
+  /** Kills the incumbent with SIGKILL; resolves when S has scheduled the cold start of a fresh one. */
+  crash(): Promise<HostCrash> {
+    return this.call<'crash'>({ op: 'crash' });
   }
 
   memory(gc = false): Promise<HostMemory> {

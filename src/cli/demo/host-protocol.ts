@@ -16,13 +16,27 @@ export type HostRequest =
   | { id: number; op: 'upgrade'; req: UpgradeRequest }
   | { id: number; op: 'status' }
   | { id: number; op: 'memory'; gc: boolean }
+  | { id: number; op: 'crash' }
   | { id: number; op: 'stop' };
+
+/** The incumbent the host killed (SIGKILL, as a crash) and the cold start S scheduled after it. */
+export interface HostCrash {
+  pid: number;
+  /** Date.now() right before the kill: the demo puts it on its load clock. */
+  killedAtMs: number;
+  build_id: string;
+  /** From S's `restart` event: the attempt, its backoff, and why S says the incumbent is gone. */
+  attempt: number;
+  delayMs: number;
+  reason: string;
+}
 
 export interface HostResults {
   start: SupervisorStatus;
   upgrade: HandoffRecord;
   status: SupervisorStatus;
   memory: HostMemory;
+  crash: HostCrash;
   stop: null;
 }
 

@@ -13,7 +13,8 @@
 
 import { pino } from 'pino';
 import { Supervisor } from '../../supervisor/supervisor.js';
-import type { HostMessage, HostRequest, HostResults } from './host-protocol.js';
+import type { HostCrash, HostMessage, HostRequest, HostResults } from './host-protocol.js';
+import { descendantsOf, waitGone } from './procs.js';
 
 const log = pino({ level: process.env['HANDOFF_DEMO_LOG_LEVEL'] ?? 'info', base: { pid: process.pid, name: 'supervisor' } });
 let sup: Supervisor | null = null;
@@ -40,10 +41,24 @@ async function handle(r: HostRequest): Promise<HostResults[keyof HostResults]> {
       const m = process.memoryUsage();
       return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
     }
+    case 'crash':
+      return crash(need());
     case 'stop':
       if (sup) await sup.stop();
       return null;
   }
+}
+
+/** Kills the incumbent as a crash would (SIGKILL, lock left behind) and resolves once S schedules its cold start. */
+function crash(s: Supervisor): Promise<HostCrash> {
+  const inc = s.status().incumbent;
+  if (!inc) return Promise.reject(new Error('no incumbent serving to crash'));
+  return new Promise((resolve) => {
+    log.warn({ child_pid: inc.pid }, 'demo: killing the incumbent (SIGKILL) to show a crash');
+    const killedAtMs = Date.now();
+    s.once('restart', (r) => resolve({ pid: inc.pid, killedAtMs, build_id: inc.build_id, ...r }));
+    process.kill(inc.pid, 'SIGKILL');
+  });
 }
 
 function need(): Supervisor {
@@ -66,10 +81,21 @@ process.on('message', (raw: unknown) => {
 process.on('SIGINT', () => log.info('SIGINT: left to the demo'));
 
 process.on('disconnect', () => {
-  if (sup && sup.state !== 'stopped') {
+  const code = sup && sup.state !== 'stopped' ? 1 : 0;
+  if (code !== 0) {
     log.warn('the demo went away: killing the services');
-    sup.kill();
+    sup?.kill();
   }
-  // Anything left (a sonic-boom flush, a socket) must not keep an orphan alive.
-  setTimeout(() => process.exit(sup && sup.state !== 'stopped' ? 1 : 0), 200).unref();
+  // The services' own helpers (the library's fd-dup process) would outlive their killed parent for a
+  // moment: they go too. Exit only once all are gone, so that the demo's exit means nothing is left;
+  // anything else (a sonic-boom flush, a socket) must not keep an orphan alive.
+  const tree = descendantsOf(process.pid);
+  for (const pid of tree) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  void waitGone(tree, 3_000).then(() => setTimeout(() => process.exit(code), 50).unref());
 });
