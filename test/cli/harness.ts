@@ -7,11 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import type { SupervisorStatus } from '../../src/supervisor/types.js';
+import { tmpdir as tmpdirOf } from '../lib/tmpdir.js';
+import { within } from '../lib/within.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/handoff');
@@ -24,24 +25,12 @@ for (const k of Object.keys(CHILD_ENV)) if (k.startsWith('HANDOFF_') || k === 'N
 /** Short timeouts: a handoff of the kv takes well under a second. */
 export const FAST_FLAGS = ['--heartbeat', '200ms', '--heartbeat-timeout', '1500ms', '--drain-grace', '2s', '--hello-timeout', '5s', '--exit-timeout', '3s', '--kill-after', '1s', '--deadline', '15s', '--restart-initial', '50ms', '--restart-max', '1s'];
 
+/** Short: the admin socket path must fit in 107 bytes. */
 export function tmpdir(t: Test, prefix = 'hcli-'): string {
-  // Short: the admin socket path must fit in 107 bytes.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return tmpdirOf(t, prefix);
 }
 
 export type LogLine = Record<string, unknown> & { msg?: string };
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
-}
 
 /** A process whose output lines can be awaited. */
 export class Proc {
@@ -103,7 +92,7 @@ export class Proc {
         await new Promise<void>((r) => this.waiters.push(r));
       }
     };
-    return withTimeout(loop(), ms, what);
+    return within(ms, what, loop());
   }
 
   /** The stderr JSON log lines (pino) that parse. */
@@ -137,7 +126,7 @@ export class Proc {
   }
 
   async exit(ms = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return withTimeout(this.exited, ms, `exit of pid ${this.pid}`);
+    return within(ms, `exit of pid ${this.pid}`, this.exited);
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -3,21 +3,23 @@
  * real `handoff` client processes, with a bounded load on it. Built on test/cli/harness.ts (its
  * process wrapper, client runner and status parsing); what is added here is what the examples need
  * that the kv tests do not: a listener name of the example's choosing, timings for frameworks that
- * start slowly on a busy machine, and a non-node process (systemd-socket-activate).
+ * start slowly on a busy machine, and a non-node process (systemd-socket-activate, by test/lib/launch.ts).
  *
  * Every wait is on an event (a log line, an answer, an exit), bounded by a timeout that only turns
  * a hang into a failure.
  */
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { BIN, CHILD_ENV, FAST_FLAGS, Proc, ROOT, cli, pidAlive, portOf, status, tmpdir } from '../cli/harness.js';
 import { HttpLoad } from './http-load.js';
 
 export { CHILD_ENV, Proc, ROOT, cli, pidAlive, portOf, status, tmpdir };
+export { freePort } from '../lib/free-port.js';
+export { launch } from '../lib/launch.js';
+export { within } from '../lib/within.js';
 
 export const EXAMPLES = path.join(ROOT, 'dist/examples');
 export const mainOf = (name: string): string => path.join(EXAMPLES, name, 'main.js');
@@ -125,78 +127,6 @@ export async function httpHandoffUnderLoad(t: Test, example: string): Promise<vo
   const after = JSON.parse((await load.once()).body) as { pid: number; build: string };
   t.match(after, { pid: successor, build: 'v2' }, 'the successor answers a new client');
   await stopRun(t, run);
-}
-
-/** A port that was free a moment ago (for tools that must be told one, like systemd-socket-activate). */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const a = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  if (a === null || typeof a === 'string') throw new Error('no port');
-  return a.port;
-}
-
-/** A process that is not node (Proc runs node), in its own process group, killed with it at teardown. */
-export class Tool {
-  readonly child: ChildProcess;
-  stderr = '';
-  stdout = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private waiters: Array<() => void> = [];
-
-  constructor(t: Test, cmd: string, args: string[], env: NodeJS.ProcessEnv) {
-    this.child = spawn(cmd, args, { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const wake = (): void => this.waiters.splice(0).forEach((w) => w());
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => ((this.stdout += d), wake()));
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => ((this.stderr += d), wake()));
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code, signal) => {
-        resolve({ code, signal });
-        wake();
-      }),
-    );
-    t.teardown(() => {
-      if (this.alive && this.child.pid !== undefined) {
-        try {
-          process.kill(-this.child.pid, 'SIGKILL'); // the group this test started
-        } catch {
-          // gone already
-        }
-      }
-    });
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Resolves when `pred` holds on stderr so far; rejects if the process exits first. */
-  untilStderr(pred: (err: string) => boolean, what: string, ms = 30_000): Promise<void> {
-    return within(
-      ms,
-      what,
-      new Promise<void>((resolve, reject) => {
-        const check = (): void => {
-          if (pred(this.stderr)) resolve();
-          else if (!this.alive) reject(new Error(`exited before ${what}; stderr:\n${this.stderr.slice(-2000)}`));
-          else this.waiters.push(check);
-        };
-        check();
-      }),
-    );
-  }
-}
-
-/** Bounds a wait on an event with a clear failure (not a sleep: it resolves as soon as `p` does). */
-export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
 }
 
 /** dist/ must hold the example (the tests run the built JS, as `handoff run` would). */

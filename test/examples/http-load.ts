@@ -6,11 +6,13 @@
  * requests or `maxMs`, whichever comes first.
  *
  * The requests themselves are the load kit's (`httpRequest`: deadline, error kinds, reused-socket
- * flag); what is added is what the examples' tests wait on: who answered each client.
+ * flag), and the caps, waits and stop are test/lib/bounded-load.ts's; what is added is what the
+ * examples' tests wait on: who answered each client.
  */
 
 import http from 'node:http';
 import { httpRequest } from '../../src/load/index.js';
+import { BoundedLoad } from '../lib/bounded-load.js';
 
 export interface HttpLoadOptions {
   port: number;
@@ -51,56 +53,24 @@ export interface HttpLoadResult {
   capped: boolean;
 }
 
-export class HttpLoad {
+export class HttpLoad extends BoundedLoad<HttpFailure, HttpLoadResult> {
   readonly clients: HttpClientStats[] = [];
-  private readonly failures: HttpFailure[] = [];
   private readonly agents: http.Agent[] = [];
-  private loops: Array<Promise<void>> = [];
-  private waiters: Array<() => void> = [];
-  private sleepers: Array<() => void> = [];
-  private requests = 0;
   private ok = 0;
-  private capped = false;
-  private stopping = false;
-  private deadline: NodeJS.Timeout | undefined;
-  private result: Promise<HttpLoadResult> | undefined;
 
-  constructor(private readonly o: HttpLoadOptions) {}
+  constructor(private readonly o: HttpLoadOptions) {
+    super({ maxSends: o.maxRequests, maxMs: o.maxMs, unit: 'requests' });
+  }
 
   start(): void {
+    const loops: Array<Promise<void>> = [];
     for (let i = 0; i < this.o.keepAliveClients; i++) {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       this.agents.push(agent);
-      this.loops.push(this.client(new HttpClientStats(`ka${i}`, true), agent));
+      loops.push(this.client(new HttpClientStats(`ka${i}`, true), agent));
     }
-    for (let i = 0; i < this.o.newConnectionClients; i++) this.loops.push(this.client(new HttpClientStats(`nc${i}`, false), false));
-    this.deadline = setTimeout(() => {
-      this.capped = true;
-      this.halt();
-    }, this.o.maxMs);
-  }
-
-  /** Resolves once `pred` holds (checked after every answer); rejects when the load has ended first. */
-  until(pred: () => boolean, what: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (pred()) resolve();
-        else if (this.stopping) reject(new Error(`the load ended (${this.requests} requests, capped: ${this.capped}) before ${what}; failures: ${JSON.stringify(this.failures.slice(0, 5))}`));
-        else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  /** Stops sending, waits for the requests in flight; idempotent. */
-  stop(): Promise<HttpLoadResult> {
-    this.result ??= (async () => {
-      this.halt();
-      await Promise.all(this.loops);
-      for (const a of this.agents) a.destroy();
-      return { ok: this.ok, failures: this.failures, capped: this.capped };
-    })();
-    return this.result;
+    for (let i = 0; i < this.o.newConnectionClients; i++) loops.push(this.client(new HttpClientStats(`nc${i}`, false), false));
+    this.begin(loops);
   }
 
   /** One request on a new connection, outside the load. */
@@ -108,41 +78,16 @@ export class HttpLoad {
     return httpRequest(this.o.port, '127.0.0.1', 'GET', this.o.path, undefined, false, this.o.timeoutMs ?? 10_000);
   }
 
-  private halt(): void {
-    if (this.stopping) return;
-    this.stopping = true;
-    clearTimeout(this.deadline);
-    this.sleepers.splice(0).forEach((w) => w());
-    this.wake();
-  }
-
-  private wake(): void {
-    this.waiters.splice(0).forEach((w) => w());
-  }
-
-  private pause(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.sleepers.push(done);
-    });
+  protected result(): HttpLoadResult {
+    for (const a of this.agents) a.destroy();
+    return { ok: this.ok, failures: this.failures, capped: this.capped };
   }
 
   private async client(c: HttpClientStats, agent: http.Agent | false): Promise<void> {
     this.clients.push(c);
     // Spread the clients over one interval so that they do not all fire together.
     await this.pause(Math.random() * this.o.intervalMs);
-    while (!this.stopping) {
-      if (this.requests >= this.o.maxRequests) {
-        this.capped = true;
-        this.halt();
-        return;
-      }
-      this.requests++;
+    while (this.next()) {
       const started = performance.now();
       try {
         const r = await httpRequest(this.o.port, '127.0.0.1', 'GET', this.o.path, undefined, agent, this.o.timeoutMs ?? 10_000);

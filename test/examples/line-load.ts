@@ -7,10 +7,12 @@
  * answered every line before it and reads none after it, so the unanswered line is sent again on a
  * new connection. That is the protocol working, counted apart (`byes`). Anything else is a failure:
  * a refused or reset connection, a connection that ends without BYE while a line waits, a wrong
- * answer, no answer in time. It stops by itself after `maxLines` lines or `maxMs`.
+ * answer, no answer in time. It stops by itself after `maxLines` lines or `maxMs` (the caps, waits
+ * and stop are test/lib/bounded-load.ts's).
  */
 
 import net from 'node:net';
+import { BoundedLoad } from '../lib/bounded-load.js';
 
 export interface LineLoadOptions {
   port: number;
@@ -145,69 +147,24 @@ export class LineConn {
   }
 }
 
-export class LineLoad {
+export class LineLoad extends BoundedLoad<LineFailure, LineLoadResult> {
   readonly clients: LineClientStats[] = [];
-  private readonly failures: LineFailure[] = [];
-  private loops: Array<Promise<void>> = [];
-  private waiters: Array<() => void> = [];
-  private sleepers: Array<() => void> = [];
-  private lines = 0;
   private answered = 0;
-  private capped = false;
-  private stopping = false;
-  private deadline: NodeJS.Timeout | undefined;
-  private result: Promise<LineLoadResult> | undefined;
 
-  constructor(private readonly o: LineLoadOptions) {}
+  constructor(private readonly o: LineLoadOptions) {
+    super({ maxSends: o.maxLines, maxMs: o.maxMs, unit: 'lines' });
+  }
 
   start(): void {
-    for (let i = 0; i < this.o.persistentClients; i++) this.loops.push(this.client(new LineClientStats(`p${i}`, true)));
-    for (let i = 0; i < this.o.newConnectionClients; i++) this.loops.push(this.client(new LineClientStats(`n${i}`, false)));
-    this.deadline = setTimeout(() => {
-      this.capped = true;
-      this.halt();
-    }, this.o.maxMs);
+    const loops: Array<Promise<void>> = [];
+    for (let i = 0; i < this.o.persistentClients; i++) loops.push(this.client(new LineClientStats(`p${i}`, true)));
+    for (let i = 0; i < this.o.newConnectionClients; i++) loops.push(this.client(new LineClientStats(`n${i}`, false)));
+    this.begin(loops);
   }
 
-  until(pred: () => boolean, what: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (pred()) resolve();
-        else if (this.stopping) reject(new Error(`the load ended (${this.lines} lines, capped: ${this.capped}) before ${what}; failures: ${JSON.stringify(this.failures.slice(0, 5))}`));
-        else this.waiters.push(check);
-      };
-      check();
-    });
-  }
-
-  stop(): Promise<LineLoadResult> {
-    this.result ??= (async () => {
-      this.halt();
-      await Promise.all(this.loops);
-      const byes = this.clients.reduce((n, c) => n + c.byes, 0);
-      return { answered: this.answered, byes, failures: this.failures, capped: this.capped };
-    })();
-    return this.result;
-  }
-
-  private halt(): void {
-    if (this.stopping) return;
-    this.stopping = true;
-    clearTimeout(this.deadline);
-    this.sleepers.splice(0).forEach((w) => w());
-    this.waiters.splice(0).forEach((w) => w());
-  }
-
-  private pause(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.sleepers.push(done);
-    });
+  protected result(): LineLoadResult {
+    const byes = this.clients.reduce((n, c) => n + c.byes, 0);
+    return { answered: this.answered, byes, failures: this.failures, capped: this.capped };
   }
 
   private async client(c: LineClientStats): Promise<void> {
@@ -215,13 +172,7 @@ export class LineLoad {
     await this.pause(Math.random() * this.o.intervalMs);
     let conn: LineConn | undefined;
     let seq = 0;
-    while (!this.stopping) {
-      if (this.lines >= this.o.maxLines) {
-        this.capped = true;
-        this.halt();
-        break;
-      }
-      this.lines++;
+    while (this.next()) {
       const started = performance.now();
       // Every other line asks who answers; the others are text to upper-case.
       const line = seq++ % 2 === 0 ? '/who' : `${c.name} line ${seq}`;
@@ -248,7 +199,7 @@ export class LineLoad {
         conn?.close();
         conn = undefined;
       }
-      this.waiters.splice(0).forEach((w) => w());
+      this.wake();
       await this.pause(this.o.intervalMs - (performance.now() - started));
     }
     conn?.close();

@@ -7,7 +7,7 @@
 
 import t from 'tap';
 import { httpGet } from '../cli/harness.js';
-import { CHILD_ENV, Proc, Tool, built, freePort, hasSocketActivate, httpHandoffUnderLoad, mainOf, within } from './harness.js';
+import { CHILD_ENV, Proc, ROOT, built, freePort, hasSocketActivate, httpHandoffUnderLoad, launch, mainOf, within } from './harness.js';
 
 interface Who {
   pid: number;
@@ -34,19 +34,19 @@ t.test('standalone: alone, with --listen', async (t) => {
 t.test('standalone: socket-activated, no supervisor', { skip: hasSocketActivate ? false : 'systemd-socket-activate is not installed (.ci/run installs systemd)' }, async (t) => {
   const port = await freePort();
   // systemd-socket-activate passes on only PATH, TERM, USER, HOME and its -E variables: no test loaders.
-  const act = new Tool(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, mainOf('standalone'), '--build-id', 'activated'], CHILD_ENV);
-  await act.untilStderr((err) => err.includes(`Listening on 127.0.0.1:${port}`), 'systemd-socket-activate to listen');
+  const act = launch(t, 'systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, mainOf('standalone'), '--build-id', 'activated'], { cwd: ROOT, env: CHILD_ENV });
+  await act.untilErr((err) => err.includes(`Listening on 127.0.0.1:${port}`), 'systemd-socket-activate to listen');
 
   // This request is what makes systemd-socket-activate exec the example: it waits in the socket's
   // queue until the example accepts it on the inherited descriptor.
   const first = await within(30_000, 'the first answer', httpGet(port, '/first'));
   t.equal(first.status, 200);
   const who = JSON.parse(first.body) as Who;
-  t.same(who, { pid: act.child.pid, build: 'activated', role: 'socket-activated', path: '/first' }, 'the exec()ed example answered the connection that activated it');
+  t.same(who, { pid: act.pid, build: 'activated', role: 'socket-activated', path: '/first' }, 'the exec()ed example answered the connection that activated it');
   t.equal((await httpGet(port, '/second')).status, 200, 'and goes on serving on the inherited socket');
 
-  act.child.kill('SIGTERM');
-  t.same(await within(30_000, 'the exit on SIGTERM', act.exited), { code: 0, signal: null }, 'SIGTERM: drained and exited 0');
+  process.kill(act.pid, 'SIGTERM');
+  t.same(await within(30_000, 'the exit on SIGTERM', act.exit), { code: 0, signal: null }, 'SIGTERM: drained and exited 0');
 });
 
 t.test('standalone: the same program under handoff run, a handoff under load', async (t) => {

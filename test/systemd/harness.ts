@@ -3,13 +3,17 @@
  * socket bound here as systemd's would be, and waits bounded by a clear failure, never by a sleep.
  */
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type t from 'tap';
+import { procState } from '../lib/proc.js';
+import { tmpdir } from '../lib/tmpdir.js';
+import { within } from '../lib/within.js';
+
+export { launch, type Launched } from '../lib/launch.js';
+export { within };
 
 export type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -26,20 +30,7 @@ export function notBuilt(): string | null {
 }
 
 export function tmpDir(t: TapTest): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'handoff-sd-'));
-  t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
-  return d;
-}
-
-/** Bounds a wait on an event with a clear failure (not a sleep: it resolves as soon as `p` does). */
-export function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
+  return tmpdir(t, 'handoff-sd-');
 }
 
 /** Polls a state only /proc shows (a process stopped); the poll observes, it does not wait for time to pass. */
@@ -53,12 +44,8 @@ export async function until(what: string, probe: () => boolean): Promise<void> {
 
 /** True when the process is stopped (SIGSTOP, or a breakpoint). */
 export function isStopped(pid: number): boolean {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return 'Tt'.includes(s.charAt(s.lastIndexOf(')') + 2));
-  } catch {
-    return false;
-  }
+  const state = procState(pid);
+  return state !== undefined && 'Tt'.includes(state);
 }
 
 /** The environment a process started with. */
@@ -77,63 +64,6 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   for (const k of ['NODE_OPTIONS', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) delete env[k];
   for (const k of Object.keys(env)) if (k.startsWith('HANDOFF_')) delete env[k];
   return { ...env, ...extra };
-}
-
-export interface Launched {
-  pid: number;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  out(): string;
-  err(): string;
-  /** Resolves when `pred` holds on stderr so far; rejects if the process exits first. */
-  untilErr(pred: (err: string) => boolean, what: string): Promise<void>;
-}
-
-/** A process in its own process group, with its stderr collected and a guaranteed end. */
-export function launch(t: TapTest, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Launched {
-  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  let stderr = '';
-  const waiters: Array<() => void> = [];
-  const poke = (): void => waiters.splice(0).forEach((w) => w());
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => ((stdout += d), poke()));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => ((stderr += d), poke()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => {
-      resolve({ code, signal });
-      poke();
-    }),
-  );
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`cannot start ${cmd}`);
-  t.teardown(() => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      process.kill(-pid, 'SIGCONT');
-      process.kill(-pid, 'SIGKILL'); // the group this test started
-    } catch {
-      // gone
-    }
-  });
-  return {
-    pid,
-    exit,
-    out: () => stdout,
-    err: () => stderr,
-    untilErr(pred, what) {
-      return within(
-        STEP_MS,
-        what,
-        new Promise<void>((resolve, reject) => {
-          const check = (): void => {
-            if (pred(stderr)) resolve();
-            else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`exited before ${what}; stderr: ${stderr.slice(-2000)}`));
-            else waiters.push(check);
-          };
-          check();
-        }),
-      );
-    },
-  };
 }
 
 /** pino JSON lines of a stderr, the ones that parse. */

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
+import { freePort } from '../lib/free-port.js';
 import { loadUnixDgram } from '../../src/supervisor/notify.js';
 import { BIN, KV_MAIN, ROOT, STEP_MS, launch, notifySocket, tmpDir, within } from './harness.js';
 
@@ -15,15 +16,6 @@ const DIST_LISTENERS = path.join(ROOT, 'dist/src/supervisor/listeners.js');
 
 const hasActivate = spawnSync('sh', ['-c', 'command -v systemd-socket-activate'], { stdio: 'ignore' }).status === 0;
 const skip = hasActivate ? false : 'systemd-socket-activate is not installed (.ci/run installs systemd)';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const a = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  if (a === null || typeof a === 'string') throw new Error('no port');
-  return a.port;
-}
 
 function exchange(port: number, line: string): Promise<string> {
   return new Promise((resolve, reject) => {
