@@ -100,16 +100,23 @@ export async function stopRun(t: Test, run: Supervised): Promise<void> {
   t.equal(signal, null);
 }
 
+/** A load of 4 keep-alive and 4 new-connection clients on `run`, started; stopped at teardown. */
+export function startHttpLoad(t: Test, run: Supervised, urlPath = '/who'): HttpLoad {
+  const load = new HttpLoad({ port: run.port, path: urlPath, keepAliveClients: 4, newConnectionClients: 4, intervalMs: 20, maxRequests: 40_000, maxMs: 180_000 });
+  t.teardown(() => load.stop());
+  load.start();
+  return load;
+}
+
 /**
  * The scenario every HTTP example goes through: under `handoff run`, a load of keep-alive and
  * new-connection clients; a handoff to build v2 while it runs; no request fails, every keep-alive
- * client is served by both builds, and the successor serves afterwards.
+ * client is served by both builds, and the successor serves afterwards. `handoff run` is stopped at
+ * the end; its output (`run.p`) stays for checks of the example's own.
  */
-export async function httpHandoffUnderLoad(t: Test, example: string): Promise<void> {
-  const run = await runExample(t, example);
-  const load = new HttpLoad({ port: run.port, path: '/who', keepAliveClients: 4, newConnectionClients: 4, intervalMs: 20, maxRequests: 40_000, maxMs: 180_000 });
-  t.teardown(() => load.stop());
-  load.start();
+export async function httpHandoffUnderLoad(t: Test, example: string, o: { path?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ run: Supervised; successor: number }> {
+  const run = await runExample(t, example, { env: o.env });
+  const load = startHttpLoad(t, run, o.path);
   // Every client has been served by the incumbent before the handoff starts.
   await load.until(() => load.clients.every((c) => (c.byPid.get(run.pid) ?? 0) > 0), 'every client served by the incumbent');
 
@@ -127,6 +134,7 @@ export async function httpHandoffUnderLoad(t: Test, example: string): Promise<vo
   const after = JSON.parse((await load.once()).body) as { pid: number; build: string };
   t.match(after, { pid: successor, build: 'v2' }, 'the successor answers a new client');
   await stopRun(t, run);
+  return { run, successor };
 }
 
 /** dist/ must hold the example (the tests run the built JS, as `handoff run` would). */
