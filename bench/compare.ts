@@ -29,11 +29,11 @@ import { LoadGenerator, clientSplit, fmtMs, httpRequest, summarize, type LoadRes
 import type { HandoffRecord } from '../src/supervisor/types.js';
 import { alive, answeringPids, cpuNs, ensurePm2, pm2Dir, timed, firstNewAnswer, freePort, infoPid, median, procMemory, run, saturate, sleep, start, waitExit, waitServing, PM2_VERSION, type Exit } from './compare-lib.js';
 import { NO_WRITE, countFlag, numberFlag, parseFlags, type ApplyValue } from './args.js';
-import { writeSection } from './results-md.js';
+import { runMain } from './entry.js';
+import { writeResults } from './results-md.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const RESULTS = path.join(HERE, 'RESULTS.md');
 const KV = path.join(ROOT, 'dist', 'examples', 'kv', 'main.js');
 const CLI = path.join(ROOT, 'bin', 'handoff');
 const PROBE = path.join(HERE, 'compare-probe.mjs');
@@ -967,8 +967,7 @@ async function main(): Promise<number> {
   out('');
   out(section);
   if (a.write) {
-    writeSection(RESULTS, 'compare', `${section}\n\n${WHY}`);
-    out(`\nwritten to ${path.relative(process.cwd(), RESULTS)}`);
+    writeResults('compare', `${section}\n\n${WHY}`, out);
   }
   return rows.some((r) => r.error) ? 1 : 0;
 }
@@ -992,12 +991,4 @@ const WHY = `### Reading the rows
 - **\`handoff upgrade\` start-up.** The CLI costs about 45 ms of CPU above bare Node (see the CPU figures): src/cli/main.ts imports every command, commander with extra-typings, and config.js (which imports the supervisor's listener code) before it parses argv. The change: dynamic imports per command (\`upgrade\`, \`status\`, \`abort\`, \`history\` need only client.js, render.js, duration.js), \`run\`'s modules (config, supervisor, pino) behind its own import. Bare Node's start-up stays the floor.
 `;
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench:compare: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  },
-);
+runMain('bench:compare', main);

@@ -13,9 +13,7 @@
  */
 
 import os from 'node:os';
-import path from 'node:path';
 import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { SupervisorHost } from '../src/cli/demo/host-client.js';
 import type { HostMemory } from '../src/cli/demo/host-protocol.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
@@ -23,10 +21,9 @@ import { Guard, SHARDS, infoBuild, kvArgs, makeLayout, portOf, sleep, supervisor
 import { INTERVAL_MS, LoadGenerator, PUT_RATIO, fmtMs, loadOptions, placeInTime, splitLatency, summarize, type HandoffRun, type Summary } from '../src/load/index.js';
 import type { HandoffPhase, HandoffRecord } from '../src/supervisor/types.js';
 import { NO_WRITE, RUN_FLAGS, parseFlags, type RunArgs } from './args.js';
-import { writeSection } from './results-md.js';
+import { runMain } from './entry.js';
+import { writeResults } from './results-md.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const RESULTS = path.join(HERE, 'RESULTS.md');
 
 function parseArgs(argv: string[]): RunArgs {
   return parseFlags<RunArgs>(argv, { handoffs: 10, gapMs: 1000, clients: 20, write: true }, RUN_FLAGS, NO_WRITE, 'options: --handoffs N, --gap MS, --clients N, --no-write');
@@ -153,8 +150,7 @@ async function main(): Promise<number> {
   out('');
   out(section);
   if (args.write) {
-    writeSection(RESULTS, 'handoff', section);
-    out(`\nwritten to ${path.relative(process.cwd(), RESULTS)}`);
+    writeResults('handoff', section, out);
   }
   if (ok) fs.rmSync(layout.tempDir, { recursive: true, force: true });
   else out(`\nFAILED; temp dir kept: ${layout.tempDir}`);
@@ -166,12 +162,4 @@ function lo(clients: number): string {
   return `${o.keepAliveClients} keep-alive + ${o.newConnectionClients} new-connection clients`;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench:handoff: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 2;
-  },
-);
+runMain('bench:handoff', main);

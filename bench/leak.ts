@@ -25,16 +25,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SupervisorHost } from '../src/cli/demo/host-client.js';
 import type { HostMemory } from '../src/cli/demo/host-protocol.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
 import { Guard, kvArgs, makeLayout, portOf, supervisorOptions } from '../src/cli/demo/setup.js';
 import { NO_WRITE, countFlag, numberFlag, parseFlags, type ApplyValue } from './args.js';
-import { writeSection } from './results-md.js';
+import { isScript, runMain } from './entry.js';
+import { writeResults } from './results-md.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const RESULTS = path.join(HERE, 'RESULTS.md');
 const FAULTS = ['unhealthy', 'open-fail', 'abort-on-begin', 'crash-before-hello', 'bad-revisions', 'crash-on-begin'] as const;
 
 interface Args {
@@ -211,22 +209,11 @@ export async function leakMain(argv: string[]): Promise<number> {
     const flags = args.nodeFlags.map((f) => f.replace(/^--/, '')).join('-');
     const name = `${args.fault === undefined ? 'leak-commit' : 'leak'}${flags ? `-${flags}` : ''}`;
     const title = `## Memory per ${args.fault === undefined ? 'committed' : 'aborted'} handoff${flags ? ` (S with ${args.nodeFlags.join(' ')})` : ''}`;
-    writeSection(RESULTS, name, section.replace('## Memory per handoff', title));
-    out(`\nwritten to ${path.relative(process.cwd(), RESULTS)}`);
+    writeResults(name, section.replace('## Memory per handoff', title), out);
   }
   if (ok) fs.rmSync(layout.tempDir, { recursive: true, force: true });
   else out(`\nFAILED; temp dir kept: ${layout.tempDir}`);
   return ok ? 0 : 1;
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  leakMain(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`leak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 2;
-    },
-  );
-}
+if (isScript(import.meta.url)) runMain('leak', () => leakMain(process.argv.slice(2)));

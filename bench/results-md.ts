@@ -1,6 +1,8 @@
 /** Rewrites one marked section of bench/RESULTS.md, leaving everything else in the file as it was. */
 
 import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const TITLE = '# Benchmark results\n\nWritten by the `bench:*` scripts; each owns the section between its markers.\n';
 
@@ -18,4 +20,13 @@ export function writeSection(file: string, name: string, body: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, next);
   fs.renameSync(tmp, file);
+}
+
+/** bench/RESULTS.md: every bench writes its own section of it. */
+export const RESULTS = fileURLToPath(new URL('./RESULTS.md', import.meta.url));
+
+/** Writes the section `name` of bench/RESULTS.md and says so on `out`. */
+export function writeResults(name: string, body: string, out: (s: string) => unknown): void {
+  writeSection(RESULTS, name, body);
+  out(`\nwritten to ${path.relative(process.cwd(), RESULTS)}`);
 }

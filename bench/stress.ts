@@ -28,8 +28,6 @@
 
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SupervisorHost } from '../src/cli/demo/host-client.js';
 import type { HostMemory } from '../src/cli/demo/host-protocol.js';
 import { builtPaths } from '../src/cli/demo/paths.js';
@@ -37,10 +35,9 @@ import { Guard, SHARDS, infoBuild, kvArgs, makeLayout, portOf, supervisorOptions
 import { INTERVAL_MS, LoadGenerator, PUT_RATIO, fmtMs, loadOptions, placeInTime, splitLatency, summarize, type HandoffRun, type LoadResult, type VerifyResult } from '../src/load/index.js';
 import { childPids, fdCount } from '../test/lib/proc.js';
 import { NO_WRITE, RUN_FLAGS, numberFlag, parseFlags, type RunArgs } from './args.js';
-import { writeSection } from './results-md.js';
+import { isScript, runMain } from './entry.js';
+import { writeResults } from './results-md.js';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const RESULTS = path.join(HERE, 'RESULTS.md');
 
 /** How long S may take to close the old incumbent's channel after the handoff ended. */
 const SETTLE_MS = 5_000;
@@ -345,21 +342,10 @@ async function main(): Promise<number> {
   out('');
   out(section);
   if (o.write) {
-    writeSection(RESULTS, 'stress', section);
-    out(`\nwritten to ${path.relative(process.cwd(), RESULTS)}`);
+    writeResults('stress', section, out);
   }
   return r.ok ? 0 : 1;
 }
 
 // Run only as a script (`npm run stress`); the test imports runStress.
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`stress: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 2;
-    },
-  );
-}
+if (isScript(import.meta.url)) runMain('stress', main);
