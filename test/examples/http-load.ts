@@ -12,7 +12,7 @@
 
 import http from 'node:http';
 import { httpRequest } from '../../src/load/index.js';
-import { BoundedLoad } from '../lib/bounded-load.js';
+import { BoundedLoad, ClientStats, type LoadFailure } from '../lib/bounded-load.js';
 
 export interface HttpLoadOptions {
   port: number;
@@ -27,23 +27,18 @@ export interface HttpLoadOptions {
   timeoutMs?: number;
 }
 
-export interface HttpFailure {
-  client: string;
-  kind: string;
-  detail: string;
+export interface HttpFailure extends LoadFailure {
   reusedSocket: boolean;
 }
 
-export class HttpClientStats {
-  /** Answers per serving pid. */
-  readonly byPid = new Map<number, number>();
-  /** Connections this client opened (a keep-alive client: 1 until a drain closes one). */
-  connections = 0;
-
+/** `connections`: a keep-alive client's is 1 until a drain closes it. */
+export class HttpClientStats extends ClientStats {
   constructor(
-    readonly name: string,
+    name: string,
     readonly keepAlive: boolean,
-  ) {}
+  ) {
+    super(name);
+  }
 }
 
 export interface HttpLoadResult {
@@ -96,7 +91,7 @@ export class HttpLoad extends BoundedLoad<HttpFailure, HttpLoadResult> {
           this.failures.push({ client: c.name, kind: `status ${r.status}`, detail: r.body.slice(0, 200), reusedSocket: r.reusedSocket });
         } else {
           const who = JSON.parse(r.body) as { pid: number };
-          c.byPid.set(who.pid, (c.byPid.get(who.pid) ?? 0) + 1);
+          c.answeredBy(who.pid);
           this.ok++;
         }
       } catch (err) {

@@ -12,7 +12,7 @@
  */
 
 import net from 'node:net';
-import { BoundedLoad } from '../lib/bounded-load.js';
+import { BoundedLoad, ClientStats, type LoadFailure } from '../lib/bounded-load.js';
 
 export interface LineLoadOptions {
   port: number;
@@ -24,27 +24,21 @@ export interface LineLoadOptions {
   timeoutMs?: number;
 }
 
-export interface LineFailure {
-  client: string;
-  kind: string;
-  detail: string;
-}
-
-export class LineClientStats {
-  readonly byPid = new Map<number, number>();
-  connections = 0;
+export class LineClientStats extends ClientStats {
   byes = 0;
 
   constructor(
-    readonly name: string,
+    name: string,
     readonly persistent: boolean,
-  ) {}
+  ) {
+    super(name);
+  }
 }
 
 export interface LineLoadResult {
   answered: number;
   byes: number;
-  failures: LineFailure[];
+  failures: LoadFailure[];
   capped: boolean;
 }
 
@@ -147,7 +141,7 @@ export class LineConn {
   }
 }
 
-export class LineLoad extends BoundedLoad<LineFailure, LineLoadResult> {
+export class LineLoad extends BoundedLoad<LoadFailure, LineLoadResult> {
   readonly clients: LineClientStats[] = [];
   private answered = 0;
 
@@ -212,8 +206,7 @@ export class LineLoad extends BoundedLoad<LineFailure, LineLoadResult> {
         this.failures.push({ client: c.name, kind: 'wrong answer', detail: `${line} -> ${answer}` });
         return;
       }
-      const pid = Number(m[1]);
-      c.byPid.set(pid, (c.byPid.get(pid) ?? 0) + 1);
+      c.answeredBy(Number(m[1]));
     } else if (answer !== line.toUpperCase()) {
       this.failures.push({ client: c.name, kind: 'wrong answer', detail: `${line} -> ${answer}` });
       return;

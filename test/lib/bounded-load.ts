@@ -6,7 +6,27 @@
  * but the pacing between one client's sends, which a stop cuts short.
  */
 
-export abstract class BoundedLoad<F, R> {
+/** A send that failed, as a load records it: which client, what kind of failure, what was said. */
+export interface LoadFailure {
+  client: string;
+  kind: string;
+  detail: string;
+}
+
+/** What one client of a load saw: who answered it, and how many connections it opened. */
+export class ClientStats {
+  /** Answers per serving pid. */
+  readonly byPid = new Map<number, number>();
+  connections = 0;
+
+  constructor(readonly name: string) {}
+
+  answeredBy(pid: number): void {
+    this.byPid.set(pid, (this.byPid.get(pid) ?? 0) + 1);
+  }
+}
+
+export abstract class BoundedLoad<F extends LoadFailure, R> {
   protected readonly failures: F[] = [];
   /** True when the cap on sends or on time stopped the load before stop() did. */
   protected capped = false;
