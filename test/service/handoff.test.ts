@@ -242,8 +242,8 @@ t.test('Abort after SealComplete acts as ResumeAfterAbort; the successor rolls b
   t.equal((await request(c.listener.port, 'PUT', '/kv/by-n', 'n')).status, 201, 'a write accepted by the successor before the rollback');
   // Rollback (say the revisions did not match): the successor first, then the incumbent.
   n.send({ type: 'Abort', handoff_id: id, reason: 'revision_mismatch: test' });
-  const nExit = await n.waitExit();
-  t.equal(nExit.code, 0, 'the successor exits quietly on rollback');
+  const successorExit = await n.waitExit();
+  t.equal(successorExit.code, 0, 'the successor exits quietly on rollback');
   o.send({ type: 'Abort', handoff_id: id, reason: 'revision_mismatch: test' });
   await o.waitLog((l) => l.msg === 'serving again');
   t.equal((await info(c.listener.port)).pid, o.pid);
