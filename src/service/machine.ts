@@ -51,7 +51,8 @@ export function handoffOf(s: State): HandoffId | undefined {
   return 'handoff' in s ? s.handoff : undefined;
 }
 
-export type ServiceEv =
+/** What drives the service's table: S's messages and the library's own events (S's side: `HandoffInput`). */
+export type ServiceInput =
   | { readonly kind: 'PrepareHandoff'; readonly msg: MessageOf<'PrepareHandoff'> }
   | { readonly kind: 'SealRequest'; readonly msg: MessageOf<'SealRequest'> }
   | { readonly kind: 'Commit'; readonly msg: MessageOf<'Commit'> }
@@ -67,7 +68,7 @@ export type ServiceEv =
   /** SIGTERM, SIGINT or stop(). */
   | { readonly kind: 'stop' };
 
-export type Fire = (e: ServiceEv) => void;
+export type Fire = (e: ServiceInput) => void;
 
 /** What the handlers act through. */
 export interface Machine {
@@ -77,9 +78,9 @@ export interface Machine {
   readonly loss: SupervisorLoss;
 }
 
-type Kind = ServiceEv['kind'];
-type EvOf = { [E in ServiceEv as E['kind']]: E };
-type Handler<P extends ServicePhase, K extends Kind> = (m: Machine, e: EvOf[K], s: StateOf<P>) => void;
+type Kind = ServiceInput['kind'];
+type InputOf = { [E in ServiceInput as E['kind']]: E };
+type Handler<P extends ServicePhase, K extends Kind> = (m: Machine, e: InputOf[K], s: StateOf<P>) => void;
 type Row<P extends ServicePhase> = { readonly [K in Kind]?: Handler<P, K> };
 
 // The handlers, by what they do; the TABLE says where.
@@ -169,10 +170,10 @@ export const TABLE: { readonly [P in ServicePhase]: Row<P> } = {
 };
 
 /** Feeds one event through the table; throws the ProtocolError of a message out of turn. */
-export function fire(m: Machine, e: ServiceEv): void {
+export function fire(m: Machine, e: ServiceInput): void {
   const s = m.rt.state;
   // One cast: TABLE's type ties each row to its phase and each handler to its event.
-  const handler = (TABLE[s.phase] as Row<ServicePhase>)[e.kind] as ((m: Machine, e: ServiceEv, s: State) => void) | undefined;
+  const handler = (TABLE[s.phase] as Row<ServicePhase>)[e.kind] as ((m: Machine, e: ServiceInput, s: State) => void) | undefined;
   if (handler) return handler(m, e, s);
   if ('msg' in e) unexpected(e.msg, s.phase);
 }

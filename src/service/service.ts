@@ -21,7 +21,7 @@ import { onMessage } from './dispatch.js';
 import { IncumbentFlow } from './incumbent.js';
 import { SupervisorLink } from './link.js';
 import type { Logger } from './logger.js';
-import { fire, type Machine, type ServiceEv } from './machine.js';
+import { fire, type Machine, type ServiceInput } from './machine.js';
 import { Runtime } from './runtime.js';
 import { runColdStart, runStandalone, runSuccessor } from './start.js';
 import { handleSignals } from './stop.js';
@@ -42,7 +42,7 @@ export class HandoffService extends EventEmitter<ServiceEvents> {
     this.rt = rt;
     this.logger = rt.logger;
     this.contract = rt.contract;
-    const fireOne = (e: ServiceEv): void => fire(this.machine, e);
+    const fireOne = (e: ServiceInput): void => fire(this.machine, e);
     const loss = new SupervisorLoss(rt, fireOne);
     this.machine = { rt, incumbent: new IncumbentFlow(rt, fireOne), successor: new SuccessorFlow(rt), loss };
     this.link = new SupervisorLink(rt, (msg) => onMessage(this.machine, msg), loss);

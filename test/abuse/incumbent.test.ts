@@ -1,13 +1,14 @@
 /**
- * Wire abuse from the other side: the incumbent sends what it must not (every message type in
- * every phase where it is wrong, and framing faults), at rest and in each phase of a handoff, with a
- * well-behaved successor. The failure table's row: "a protocol violation by O: S can no longer drive
- * O, so O is handled as crashed: killed and reaped, then roll forward (in a handoff) or a cold
- * restart (at rest)". Same in-process rig as wire.test.ts.
+ * Wire abuse from the other side: the incumbent sends what it must not (every message type in every
+ * phase where it is wrong, and framing faults), at rest and in each phase of a handoff, with a
+ * well-behaved successor. The failure table's row: "a protocol violation by the incumbent: S can no
+ * longer drive the incumbent, so it is handled as crashed: killed and reaped, then roll
+ * forward (in a handoff) or a cold restart (at rest)". Same in-process rig as wire.test.ts.
  *
- * Per case: S keeps running; O is killed; in a handoff it still commits (N serves), rolled forward
- * with O's violation as the reason before Begin; at rest a fresh incumbent serves; O, when a
- * handoff is in flight and its channel is closed by S, reads an Abort first.
+ * Per case: S keeps running; the incumbent is killed; in a handoff it still commits (the successor
+ * serves), rolled forward with the incumbent's violation as the reason before Begin; at rest a
+ * fresh incumbent serves; the incumbent, when a handoff is in flight and its channel is closed by
+ * S, reads an Abort first.
  */
 
 import t from 'tap';
@@ -72,7 +73,7 @@ t.test('an incumbent that breaks the protocol is killed; the handoff rolls forwa
       const inc = rig.incumbent();
       const o = inc.peer;
       const restarts0 = rig.sup.status().incumbent_restarts;
-      // What O read before this case (as an earlier successor, say) does not count.
+      // What the incumbent read before this case (as an earlier successor, say) does not count.
       const seen0 = o.seen.length;
       let n: PeerEnd | undefined;
       let currentId: string | undefined;

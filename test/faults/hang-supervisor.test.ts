@@ -20,16 +20,16 @@ const fig = new Figures();
 const realReason = /went silent and was killed|^deadline_exceeded/;
 
 const CASES: HangCase[] = [
-  { victim: 'S', at: 'at rest', expect: { outcome: 'none', serves: 'O', load: 'no-failures' } },
-  // N waits for Begin (O drains meanwhile).
-  { victim: 'S', at: 'after Hello', expect: { outcome: ['committed', 'aborted'], reasonNot: realReason, serves: 'O|N', load: 'no-failures' } },
-  // O waits for SealRequest.
-  { victim: 'S', at: 'after Drained', expect: { outcome: ['committed', 'aborted'], reasonNot: realReason, serves: 'O|N', load: 'no-failures' } },
-  // O sealed and waits for Commit or Abort; SealComplete is unread in S's socket.
-  { victim: 'S', at: 'after SealComplete', expect: { outcome: ['committed', 'aborted'], reasonNot: realReason, serves: 'O|N', load: 'no-failures' } },
-  // Ready is unread in S's socket; O waits for Commit.
-  { victim: 'S', at: 'after Ready', expect: { outcome: 'committed', serves: 'N', load: 'no-failures' } },
+  { victim: 'supervisor', at: 'at rest', expect: { outcome: 'none', serves: 'incumbent', load: 'no-failures' } },
+  // The successor waits for Begin (the incumbent drains meanwhile).
+  { victim: 'supervisor', at: 'after Hello', expect: { outcome: ['committed', 'aborted'], reasonNot: realReason, serves: 'either', load: 'no-failures' } },
+  // The incumbent waits for SealRequest.
+  { victim: 'supervisor', at: 'after Drained', expect: { outcome: ['committed', 'aborted'], reasonNot: realReason, serves: 'either', load: 'no-failures' } },
+  // The incumbent sealed and waits for Commit or Abort; SealComplete is unread in S's socket.
+  { victim: 'supervisor', at: 'after SealComplete', expect: { outcome: ['committed', 'aborted'], reasonNot: realReason, serves: 'either', load: 'no-failures' } },
+  // Ready is unread in S's socket; the incumbent waits for Commit.
+  { victim: 'supervisor', at: 'after Ready', expect: { outcome: 'committed', serves: 'successor', load: 'no-failures' } },
 ];
 
-for (const h of CASES) await runCase(t, fig, `SIGSTOP S ${h.at}`, (t) => runHang(t, fig, { ...h, flags: S_HANG_FLAGS }));
+for (const h of CASES) await runCase(t, fig, `SIGSTOP the supervisor ${h.at}`, (t) => runHang(t, fig, { ...h, flags: S_HANG_FLAGS }));
 fig.comment(t, 'SIGSTOP of the supervisor');

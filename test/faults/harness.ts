@@ -456,13 +456,13 @@ function removeBreak(c: Case, line: string): void {
 
 // --- exact points -----------------------------------------------------------------------------------
 
-export type Party = 'O' | 'N' | 'S';
+export type Party = 'incumbent' | 'successor' | 'supervisor';
 
 export interface Step {
   /** The process (the incumbent, or the successor: build v2) and the kv event it stops at. */
-  at: ['O' | 'N', string];
+  at: ['incumbent' | 'successor', string];
   /** Frozen (SIGSTOP) once the breakpoint is hit, before the stopped process goes on. */
-  freeze?: Array<'O' | 'S'>;
+  freeze?: Array<'incumbent' | 'supervisor'>;
   /** Let the stopped process go on even at the last step (the point is then "somewhere after"). */
   resume?: boolean;
 }
@@ -471,45 +471,48 @@ export interface Point {
   name: string;
   steps: Step[];
   /** Extra kv arguments for the incumbent (S's configured command). */
-  oArgs?: string[];
+  incumbentArgs?: string[];
   /** Events that must not have happened before the fault: the check that the point was exact. */
-  notYet?: Array<['O' | 'N', string]>;
+  notYet?: Array<['incumbent' | 'successor', string]>;
 }
 
 /** The ten points of a handoff at which each party is killed (and, where a peer waits, stopped). */
 export const POINTS: readonly Point[] = [
-  // O is frozen before N says Hello, so O dies (or S dies) with PrepareHandoff unread.
-  { name: 'after Hello', steps: [{ at: ['N', 'start'], freeze: ['O'] }, { at: ['N', 'hello'] }] },
-  { name: 'after PrepareHandoff', steps: [{ at: ['O', 'prepare'] }] },
-  // A drain that lasts the whole grace; O goes on draining and the fault lands inside it.
-  { name: 'inside drain', oArgs: ['--fault', 'slow-drain'], steps: [{ at: ['O', 'prepare'], resume: true }], notYet: [['O', 'drained']] },
-  { name: 'after Drained', steps: [{ at: ['O', 'drained'] }] },
+  // The incumbent is frozen before the successor says Hello, so it dies (or S dies) with
+  // PrepareHandoff unread.
+  { name: 'after Hello', steps: [{ at: ['successor', 'start'], freeze: ['incumbent'] }, { at: ['successor', 'hello'] }] },
+  { name: 'after PrepareHandoff', steps: [{ at: ['incumbent', 'prepare'] }] },
+  // A drain that lasts the whole grace; the incumbent goes on draining and the fault lands inside it.
+  { name: 'inside drain', incumbentArgs: ['--fault', 'slow-drain'], steps: [{ at: ['incumbent', 'prepare'], resume: true }], notYet: [['incumbent', 'drained']] },
+  { name: 'after Drained', steps: [{ at: ['incumbent', 'drained'] }] },
   // Writes stopped, shard 0 fsynced, the lock still held.
-  { name: 'inside seal', steps: [{ at: ['O', 'seal-shard'] }] },
-  // S is frozen before O seals: SealComplete waits unread in S's socket.
-  { name: 'after SealComplete', steps: [{ at: ['O', 'seal'], freeze: ['S'] }, { at: ['O', 'sealed'] }] },
-  { name: 'after Begin', steps: [{ at: ['N', 'begin'] }] },
-  // N holds the lock and is inside its open hook.
-  { name: 'inside open', steps: [{ at: ['N', 'open-start'] }] },
-  // S is frozen before N says Ready: Ready waits unread in S's socket.
-  { name: 'after Ready', steps: [{ at: ['N', 'open-start'], freeze: ['S'] }, { at: ['N', 'ready'] }] },
-  { name: 'after Commit', steps: [{ at: ['O', 'committed'] }] },
+  { name: 'inside seal', steps: [{ at: ['incumbent', 'seal-shard'] }] },
+  // S is frozen before the incumbent seals: SealComplete waits unread in S's socket.
+  { name: 'after SealComplete', steps: [{ at: ['incumbent', 'seal'], freeze: ['supervisor'] }, { at: ['incumbent', 'sealed'] }] },
+  { name: 'after Begin', steps: [{ at: ['successor', 'begin'] }] },
+  // The successor holds the lock and is inside its open hook.
+  { name: 'inside open', steps: [{ at: ['successor', 'open-start'] }] },
+  // S is frozen before the successor says Ready: Ready waits unread in S's socket.
+  { name: 'after Ready', steps: [{ at: ['successor', 'open-start'], freeze: ['supervisor'] }, { at: ['successor', 'ready'] }] },
+  { name: 'after Commit', steps: [{ at: ['incumbent', 'committed'] }] },
 ];
 
 /** Who serves once S was SIGKILLed at each point (kill-supervisor-early and -late). */
 export const SURVIVOR_OF_S_KILL: Record<string, Expect['serves']> = {
-  'after Hello': 'O',
-  'after PrepareHandoff': 'O',
-  'inside drain': 'O',
-  'after Drained': 'O',
-  'inside seal': 'O',
-  // O sealed and let the lock go, N never got Begin: N exits, O retakes the lock.
-  'after SealComplete': 'O',
-  // N got Begin: N takes the lock or O retakes it, whoever is first; the other leaves.
-  'after Begin': 'O|N',
-  'inside open': 'N',
-  'after Ready': 'N',
-  'after Commit': 'N',
+  'after Hello': 'incumbent',
+  'after PrepareHandoff': 'incumbent',
+  'inside drain': 'incumbent',
+  'after Drained': 'incumbent',
+  'inside seal': 'incumbent',
+  // The incumbent sealed and let the lock go, the successor never got Begin: the successor exits,
+  // the incumbent retakes the lock.
+  'after SealComplete': 'incumbent',
+  // The successor got Begin: it takes the lock or the incumbent retakes it, whoever is first; the
+  // other leaves.
+  'after Begin': 'either',
+  'inside open': 'successor',
+  'after Ready': 'successor',
+  'after Commit': 'successor',
 };
 
 export function point(name: string): Point {
@@ -521,26 +524,26 @@ export function point(name: string): Point {
 export interface Held {
   /** Processes stopped now (by a breakpoint or a freeze). */
   stopped: Set<number>;
-  nPid: number | undefined;
+  successorPid: number | undefined;
   /** When the point was reached (CLOCK_MONOTONIC ns). */
   at: bigint;
 }
 
-/** Upgrades to build v2 (with `nArgs`) and drives the handoff to `p`, holding everything there. */
-export async function reach(c: Case, p: Point, oPid: number, nArgs: string[] = []): Promise<{ up: Upgrade; held: Held }> {
-  const who = (x: 'O' | 'N'): string => (x === 'O' ? String(oPid) : 'v2');
+/** Upgrades to build v2 (with `successorArgs`) and drives the handoff to `p`, holding everything there. */
+export async function reach(c: Case, p: Point, incumbentPid: number, successorArgs: string[] = []): Promise<{ up: Upgrade; held: Held }> {
+  const who = (x: 'incumbent' | 'successor'): string => (x === 'incumbent' ? String(incumbentPid) : 'v2');
   const lines = p.steps.map((s) => `${who(s.at[0])} ${s.at[1]}`);
   setBreaks(c, lines);
   const from = kvEvents(c).length;
-  const up = upgrade(c, 'v2', nArgs);
-  const held: Held = { stopped: new Set(), nPid: undefined, at: 0n };
+  const up = upgrade(c, 'v2', successorArgs);
+  const held: Held = { stopped: new Set(), successorPid: undefined, at: 0n };
   for (let i = 0; i < p.steps.length; i++) {
     const step = p.steps[i]!;
     const [party, ev] = step.at;
     const hit = await until(`${party} stopped at ${ev}`, 60_000, () => {
       const e = kvEvents(c)
         .slice(from)
-        .find((x) => x.event === ev && (party === 'O' ? x.pid === oPid : x.build === 'v2'));
+        .find((x) => x.event === ev && (party === 'incumbent' ? x.pid === incumbentPid : x.build === 'v2'));
       if (!e) {
         if (up.record) throw new Error(`the handoff ended (${up.record.outcome}: ${up.record.reason ?? ''}) before ${party} reached ${ev}`);
         return undefined;
@@ -550,7 +553,7 @@ export async function reach(c: Case, p: Point, oPid: number, nArgs: string[] = [
     removeBreak(c, lines[i]!);
     held.stopped.add(hit);
     for (const f of step.freeze ?? []) {
-      const pid = f === 'S' ? c.s.pid : oPid;
+      const pid = f === 'supervisor' ? c.s.pid : incumbentPid;
       signal(pid, 'SIGSTOP');
       await until(`${f} frozen`, 10_000, () => (stopped(pid) ? true : undefined));
       held.stopped.add(pid);
@@ -560,7 +563,7 @@ export async function reach(c: Case, p: Point, oPid: number, nArgs: string[] = [
       held.stopped.delete(hit);
     }
   }
-  held.nPid = pidOfBuild(c, 'v2');
+  held.successorPid = pidOfBuild(c, 'v2');
   held.at = monoNs();
   return { up, held };
 }
@@ -572,10 +575,10 @@ export function release(held: Held, except: number[] = []): void {
 }
 
 /** Events of `p.notYet` that happened before `at`: a point that was not exact. */
-export function notExact(c: Case, p: Point, oPid: number, at: bigint): string[] {
+export function notExact(c: Case, p: Point, incumbentPid: number, at: bigint): string[] {
   const out: string[] = [];
   for (const [party, ev] of p.notYet ?? []) {
-    const e = kvEvents(c).find((x) => x.event === ev && (party === 'O' ? x.pid === oPid : x.build === 'v2'));
+    const e = kvEvents(c).find((x) => x.event === ev && (party === 'incumbent' ? x.pid === incumbentPid : x.build === 'v2'));
     if (e && BigInt(e.t_ns) < at) out.push(`${party} ${ev}`);
   }
   return out;
@@ -790,8 +793,8 @@ export interface Expect {
   rolledForward?: boolean;
   /** A reason the record must not give (e.g. S blaming a child for S's own pause). */
   reasonNot?: RegExp;
-  /** Who serves once things settle: the incumbent, the successor, or a process started after both. */
-  serves: 'O' | 'N' | 'other' | 'O|N';
+  /** Who serves once things settle: the incumbent, the successor, either of them, or a process started after both. */
+  serves: 'incumbent' | 'successor' | 'other' | 'either';
   /**
    * What the design promises the load: no failed request at all, or only resets of connections the
    * faulted process had accepted (at most one per client).
@@ -800,8 +803,8 @@ export interface Expect {
 }
 
 export interface Actors {
-  oPid: number;
-  nPid: number | undefined;
+  incumbentPid: number;
+  successorPid: number | undefined;
   handoffId: string | undefined;
   /** The record the upgrade stream returned, when S survived. */
   record: HandoffRecord | undefined;
@@ -907,9 +910,9 @@ export async function serveCheck(t: Test, c: Case, a: Actors, e: Expect, incumbe
   t.same(live, who ? [who.pid] : [], `exactly one kv process runs, the one that answers (running: ${live.join(', ')})`);
   if (incumbent !== undefined && who) t.equal(who.pid, incumbent, 'it is S’s incumbent');
   if (who) {
-    const want = { O: [a.oPid], N: [a.nPid], 'O|N': [a.oPid, a.nPid], other: undefined }[e.serves];
-    if (want) t.ok(want.includes(who.pid), `${e.serves} serves (pid ${who.pid}; O ${a.oPid}, N ${a.nPid ?? '-'})`);
-    else t.ok(who.pid !== a.oPid && who.pid !== a.nPid, `a new process serves (pid ${who.pid})`);
+    const want = { incumbent: [a.incumbentPid], successor: [a.successorPid], either: [a.incumbentPid, a.successorPid], other: undefined }[e.serves];
+    if (want) t.ok(want.includes(who.pid), `${e.serves} serves (pid ${who.pid}; incumbent ${a.incumbentPid}, successor ${a.successorPid ?? '-'})`);
+    else t.ok(who.pid !== a.incumbentPid && who.pid !== a.successorPid, `a new process serves (pid ${who.pid})`);
     t.equal(lockHolder(c), who.pid, 'it alone holds the lock');
   }
   const overlaps = checkLockTrace(readLockTrace(c.tracePath));
@@ -953,15 +956,15 @@ export async function runCase(t: Test, fig: Figures, name: string, fn: (t: Test)
 }
 
 /** A started S with its incumbent serving and a load flowing. */
-export async function setup(t: Test, name: string, flags: string[], o: StartOptions = {}, lo: LoadOptions = {}, prepare?: (c: Case) => StartOptions): Promise<{ c: Case; load: Load; oPid: number }> {
+export async function setup(t: Test, name: string, flags: string[], o: StartOptions = {}, lo: LoadOptions = {}, prepare?: (c: Case) => StartOptions): Promise<{ c: Case; load: Load; incumbentPid: number }> {
   const c = makeCase(t, name, flags);
   await startS(c, { ...o, ...(prepare?.(c) ?? {}) });
   const st = await status(c);
-  const oPid = st.incumbent!.pid;
+  const incumbentPid = st.incumbent!.pid;
   const load = new Load(c.port, `c${caseSeq}`, lo).start();
   t.teardown(() => load.stop());
   await load.acked(5);
-  return { c, load, oPid };
+  return { c, load, incumbentPid };
 }
 
 // --- S killed: orphans, a restart that must fail, a restart that must succeed ----------------------
@@ -1058,33 +1061,33 @@ export interface KillCase {
 
 /** SIGKILL of one party at one exact point, then every invariant. */
 export async function runKill(t: Test, fig: Figures, k: KillCase): Promise<void> {
-  const name = `SIGKILL ${k.victim} ${k.at}`;
+  const name = `SIGKILL the ${k.victim} ${k.at}`;
   const p = k.at === 'at rest' ? undefined : point(k.at);
   const hbTimeoutMs = flagMs(KILL_FLAGS, '--heartbeat-timeout');
-  const { c, load, oPid } = await setup(t, name, KILL_FLAGS, { kvExtra: p?.oArgs ?? [] });
+  const { c, load, incumbentPid } = await setup(t, name, KILL_FLAGS, { kvExtra: p?.incumbentArgs ?? [] });
   let up: Upgrade | undefined;
-  let held: Held = { stopped: new Set(), nPid: undefined, at: monoNs() };
+  let held: Held = { stopped: new Set(), successorPid: undefined, at: monoNs() };
   if (p) {
-    ({ up, held } = await reach(c, p, oPid));
+    ({ up, held } = await reach(c, p, incumbentPid));
     await until('the handoff id from the event stream', 10_000, () => up!.id);
   }
-  const victim = k.victim === 'O' ? oPid : k.victim === 'N' ? held.nPid : c.s.pid;
+  const victim = k.victim === 'incumbent' ? incumbentPid : k.victim === 'successor' ? held.successorPid : c.s.pid;
   if (!t.ok(victim, `${k.victim}'s pid is known`)) return;
   const killedAt = monoNs();
   // Unless S is frozen, the others go on only once S has reaped the victim: S knows of the death
   // before anything that follows it (the point stays exact).
-  const reaped = k.victim !== 'S' && !held.stopped.has(c.s.pid);
+  const reaped = k.victim !== 'supervisor' && !held.stopped.has(c.s.pid);
   t.ok(await killAndWait(victim!, 15_000, reaped), `${k.victim} (pid ${victim}) killed ${k.at}`);
-  if (p) t.same(notExact(c, p, oPid, killedAt), [], 'the fault landed at the point');
+  if (p) t.same(notExact(c, p, incumbentPid, killedAt), [], 'the fault landed at the point');
   release(held, [victim!]);
-  const a: Actors = { oPid, nPid: held.nPid, handoffId: up?.id, record: undefined };
-  if (k.victim === 'S') {
+  const a: Actors = { incumbentPid, successorPid: held.successorPid, handoffId: up?.id, record: undefined };
+  if (k.victim === 'supervisor') {
     await afterSupervisorLoss(t, c, load, a, k.expect, fig, hbTimeoutMs);
   } else {
     a.record = await up?.result(60_000);
     t.ok(a.record, `the upgrade returned its record (${up?.error ?? 'ok'})`);
     if (k.freshIncumbent) {
-      const fresh = await waitKv(c, 'a fresh incumbent says hello', (e) => e.event === 'hello' && e.pid !== oPid && e.pid !== held.nPid && BigInt(e.t_ns) > killedAt, 8_000).catch(() => undefined);
+      const fresh = await waitKv(c, 'a fresh incumbent says hello', (e) => e.event === 'hello' && e.pid !== incumbentPid && e.pid !== held.successorPid && BigInt(e.t_ns) > killedAt, 8_000).catch(() => undefined);
       const gapMs = fresh ? Number((BigInt(fresh.t_ns) - killedAt) / 1_000_000n) : Infinity;
       t.ok(gapMs < 6_000, `a fresh incumbent serves at once: ${gapMs} ms after the successor died (the exit timeout is 10 s)`);
       const st = await status(c).catch(() => undefined);
@@ -1121,42 +1124,42 @@ export async function checkHungReported(t: Test, c: Case, killed: boolean): Prom
  * timeout, then SIGCONT. A hung child must be noticed and killed by S; a hung S must kill nobody.
  */
 export async function runHang(t: Test, fig: Figures, h: HangCase): Promise<void> {
-  const name = `SIGSTOP ${h.victim} ${h.at}`;
+  const name = `SIGSTOP the ${h.victim} ${h.at}`;
   const p = h.at === 'at rest' ? undefined : point(h.at);
   const flags = h.flags ?? HANG_FLAGS;
   const hbTimeoutMs = flagMs(flags, '--heartbeat-timeout');
-  const { c, load, oPid } = await setup(t, name, flags, { kvExtra: p?.oArgs ?? [] });
+  const { c, load, incumbentPid } = await setup(t, name, flags, { kvExtra: p?.incumbentArgs ?? [] });
   let up: Upgrade | undefined;
-  let held: Held = { stopped: new Set(), nPid: undefined, at: monoNs() };
+  let held: Held = { stopped: new Set(), successorPid: undefined, at: monoNs() };
   if (p) {
-    ({ up, held } = await reach(c, p, oPid));
+    ({ up, held } = await reach(c, p, incumbentPid));
     await until('the handoff id from the event stream', 10_000, () => up!.id);
   }
-  const victim = h.victim === 'O' ? oPid : h.victim === 'N' ? held.nPid : c.s.pid;
+  const victim = h.victim === 'incumbent' ? incumbentPid : h.victim === 'successor' ? held.successorPid : c.s.pid;
   if (!t.ok(victim, `${h.victim}'s pid is known`)) return;
   if (!stopped(victim!)) {
     signal(victim, 'SIGSTOP');
     await until(`${h.victim} stopped`, 10_000, () => (stopped(victim!) ? true : undefined));
   }
   release(held, [victim!]);
-  if (h.victim === 'S') {
+  if (h.victim === 'supervisor') {
     // The length of the pause is the fault itself: twice the heartbeat timeout.
     await hangFor(2 * hbTimeoutMs);
     signal(victim, 'SIGCONT');
   } else {
     const killed = await eventually(`S kills the hung ${h.victim}`, 2 * hbTimeoutMs + 10_000, () => !running(victim!), 25);
-    t.ok(killed, `S notices that ${h.victim} hangs and kills it`);
+    t.ok(killed, `S notices that the ${h.victim} hangs and kills it`);
     // When S did not, the hang ends here.
     signal(victim, 'SIGCONT');
   }
-  const a: Actors = { oPid, nPid: held.nPid, handoffId: up?.id, record: undefined };
+  const a: Actors = { incumbentPid, successorPid: held.successorPid, handoffId: up?.id, record: undefined };
   if (up) {
     a.record = await up.result(60_000);
     t.ok(a.record, `the upgrade returned its record (${up.error ?? 'ok'})`);
   }
-  if (h.hungIncumbent) await checkHungReported(t, c, h.victim === 'S' || !running(victim!));
+  if (h.hungIncumbent) await checkHungReported(t, c, h.victim === 'supervisor' || !running(victim!));
   await checkInvariants(t, c, load, a, h.expect, fig);
-  if (h.victim === 'S') {
+  if (h.victim === 'supervisor') {
     // What the children made of S's silence (a diagnostic for when an invariant fails).
     if (process.env.FAULTS_DEBUG) for (const l of c.s.logs()) if (l.level !== 20) t.comment(JSON.stringify({ msg: l.msg, ...Object.fromEntries(Object.entries(l).filter(([k]) => !['time', 'name', 'component', 'level', 'msg'].includes(k))) }).slice(0, 400));
     const lost = kvEvents(c).filter((e) => e.event === 'supervisor-lost');

@@ -103,7 +103,7 @@ await runCase(t, fig, 'a copy of the service started by hand holds the lock befo
   t.ok(await killAndWaitGone(f.proc.pid), 'the copy exits on SIGTERM');
   await startS(c, { port: 0 });
   const st = await settled(c);
-  const a: Actors = { oPid: 0, nPid: undefined, handoffId: undefined, record: undefined };
+  const a: Actors = { incumbentPid: 0, successorPid: undefined, handoffId: undefined, record: undefined };
   await serveCheck(t, c, a, { outcome: 'none', serves: 'other', load: 'no-failures' }, st?.incumbent?.pid);
   const bad = await verifyAcks(c.port, load.acks);
   fig.writes += load.acks.size;
@@ -112,23 +112,23 @@ await runCase(t, fig, 'a copy of the service started by hand holds the lock befo
 });
 
 await runCase(t, fig, 'a stale orphan of a killed S holds the lock', async (t) => {
-  const { c, load, oPid } = await setup(t, 'stale orphan', KILL_FLAGS);
+  const { c, load, incumbentPid } = await setup(t, 'stale orphan', KILL_FLAGS);
   const oldPort = c.port;
   t.ok(await killAndWait(c.s.pid), 'S killed at rest: its incumbent is an orphan');
   // A new S on another port (the orphan holds the old one) but the same lock.
   spawnS(c, { port: 0 });
-  await givesUpOnLock(t, c, oPid);
-  holderKeepsLock(t, c, oPid);
-  t.equal((await info(oldPort))?.pid, oPid, 'the orphan still serves');
+  await givesUpOnLock(t, c, incumbentPid);
+  holderKeepsLock(t, c, incumbentPid);
+  t.equal((await info(oldPort))?.pid, incumbentPid, 'the orphan still serves');
   await load.stop();
   fig.requests += load.sent;
   checkLoad(t, load, 'no-failures');
 
-  signal(oPid, 'SIGTERM');
-  t.ok(await killAndWaitGone(oPid), 'the orphan exits on SIGTERM');
+  signal(incumbentPid, 'SIGTERM');
+  t.ok(await killAndWaitGone(incumbentPid), 'the orphan exits on SIGTERM');
   await startS(c, { port: oldPort });
   const st = await settled(c);
-  const a: Actors = { oPid, nPid: undefined, handoffId: undefined, record: undefined };
+  const a: Actors = { incumbentPid, successorPid: undefined, handoffId: undefined, record: undefined };
   await serveCheck(t, c, a, { outcome: 'none', serves: 'other', load: 'no-failures' }, st?.incumbent?.pid);
   const bad = await verifyAcks(c.port, load.acks);
   fig.writes += load.acks.size;
@@ -137,20 +137,21 @@ await runCase(t, fig, 'a stale orphan of a killed S holds the lock', async (t) =
 });
 
 await runCase(t, fig, 'a copy started by hand takes the lock mid-handoff, after the incumbent let it go', async (t) => {
-  const { c, load, oPid } = await setup(t, 'foreign copy mid-handoff', KILL_FLAGS);
+  const { c, load, incumbentPid } = await setup(t, 'foreign copy mid-handoff', KILL_FLAGS);
   setBreaks(c, ['v2 begin']);
   const up = upgrade(c, 'v2');
-  const nPid = await until('N stopped at begin', 60_000, () => {
-    const p = kvPids(c).find((x) => x !== oPid);
+  const successorPid = await until('the successor stopped at begin', 60_000, () => {
+    const p = kvPids(c).find((x) => x !== incumbentPid);
     return p !== undefined && stopped(p) ? p : undefined;
   });
   setBreaks(c, []);
   const f = await startForeign(c);
-  signal(nPid, 'SIGCONT');
+  signal(successorPid, 'SIGCONT');
   const rec = await up.result(60_000);
   t.equal(rec?.outcome, 'aborted', `the handoff aborts (${rec?.reason ?? up.error ?? 'no record'})`);
   t.equal(rec?.reason_kind, 'lock_held', 'because the lock is held');
-  // O cannot retake the lock and leaves; S keeps trying cold starts (something has served) and says why.
+  // The incumbent cannot retake the lock and leaves; S keeps trying cold starts (something has
+  // served) and says why.
   const said = await eventually('status names lock_held and the holder', 20_000, async () => {
     const st = await status(c).catch(() => undefined);
     const lf = (st as unknown as { last_failure?: { reason?: string; reason_kind?: string } } | undefined)?.last_failure;
@@ -165,22 +166,22 @@ await runCase(t, fig, 'a copy started by hand takes the lock mid-handoff, after 
   const stopAt = monoNs();
   signal(f.proc.pid, 'SIGTERM');
   t.ok(await killAndWaitGone(f.proc.pid), 'the copy exits on SIGTERM');
-  const back = await waitKv(c, 'a new incumbent after the copy left', (e) => e.event === 'hello' && e.pid !== oPid && e.pid !== nPid && e.pid !== f.proc.pid && BigInt(e.t_ns) > stopAt, 30_000).catch(() => undefined);
+  const back = await waitKv(c, 'a new incumbent after the copy left', (e) => e.event === 'hello' && e.pid !== incumbentPid && e.pid !== successorPid && e.pid !== f.proc.pid && BigInt(e.t_ns) > stopAt, 30_000).catch(() => undefined);
   t.ok(back, 'S cold-starts an incumbent once the lock is free');
-  const a: Actors = { oPid, nPid, handoffId: up.id, record: rec };
+  const a: Actors = { incumbentPid, successorPid, handoffId: up.id, record: rec };
   await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'lock_held', serves: 'other', load: 'no-failures' }, fig, [f.proc.pid]);
 });
 
 await runCase(t, fig, 'an unhealthy successor under load: never answers, nothing fails', async (t) => {
-  const { c, load, oPid } = await setup(t, 'unhealthy successor', KILL_FLAGS, {}, { keepAlive: 4, fresh: 4, paceMs: 5 });
+  const { c, load, incumbentPid } = await setup(t, 'unhealthy successor', KILL_FLAGS, {}, { keepAlive: 4, fresh: 4, paceMs: 5 });
   const up = upgrade(c, 'v2-unhealthy', ['--fault', 'unhealthy']);
   const rec = await up.result(60_000);
   t.equal(rec?.outcome, 'aborted', `aborted (${rec?.reason ?? up.error ?? 'no record'})`);
   t.equal(rec?.reason_kind, 'successor_unhealthy');
   await load.acked(20);
   t.equal(load.byBuild.get('v2-unhealthy') ?? 0, 0, `no request answered by the rejected build (answers by build: ${JSON.stringify(Object.fromEntries(load.byBuild))})`);
-  const a: Actors = { oPid, nPid: rec?.successor_pid ?? undefined, handoffId: up.id, record: rec };
-  await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'successor_unhealthy', serves: 'O', load: 'no-failures' }, fig);
+  const a: Actors = { incumbentPid, successorPid: rec?.successor_pid ?? undefined, handoffId: up.id, record: rec };
+  await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'successor_unhealthy', serves: 'incumbent', load: 'no-failures' }, fig);
 });
 
 async function killAndWaitGone(pid: number): Promise<boolean> {

@@ -118,9 +118,9 @@ await runCase(t, fig, 'a command that stops starting after it has served: S keep
     c = cc;
     return prepare(cc);
   });
-  const { load, oPid } = started;
+  const { load, incumbentPid } = started;
   fs.writeFileSync(path.join(c.dir, 'broken'), '');
-  t.ok(await killAndWait(oPid), 'the incumbent is killed');
+  t.ok(await killAndWait(incumbentPid), 'the incumbent is killed');
   const spawnedBefore = c.s.logs().filter((l) => l.msg === 'spawned' && l['role'] === 'cold-start').length;
   const failing = await eventually('more failed cold starts than the start limit', 30_000, () => c.s.logs().filter((l) => l.msg === 'spawned' && l['role'] === 'cold-start').length >= spawnedBefore + 6, 50);
   t.ok(failing, 'S goes on past the start limit: something has served');
@@ -141,12 +141,12 @@ await runCase(t, fig, 'a command that stops starting after it has served: S keep
 
   // Fixed: the next cold start serves; clients only waited in the kernel queue.
   fs.rmSync(path.join(c.dir, 'broken'));
-  const a: Actors = { oPid, nPid: undefined, handoffId: undefined, record: undefined };
+  const a: Actors = { incumbentPid, successorPid: undefined, handoffId: undefined, record: undefined };
   await checkInvariants(t, c, load, a, { outcome: 'none', serves: 'other', load: 'resets-only' }, fig);
 });
 
 await runCase(t, fig, 'a successor that dies before Hello: its record has its exit status and stderr', async (t) => {
-  const { c, load, oPid } = await setup(t, 'successor dies before Hello', KILL_FLAGS);
+  const { c, load, incumbentPid } = await setup(t, 'successor dies before Hello', KILL_FLAGS);
   const up = upgrade(c, 'v2', ['--bogus']);
   const rec = await up.result(60_000);
   t.equal(rec?.outcome, 'aborted', `aborted (${rec?.reason ?? up.error ?? 'no record'})`);
@@ -154,8 +154,8 @@ await runCase(t, fig, 'a successor that dies before Hello: its record has its ex
   const text = JSON.stringify(rec ?? {});
   t.match(text, /code 2\b/, 'the record names the exit code');
   t.match(text, /Unknown option '--bogus'/, 'and the stderr tail');
-  const a: Actors = { oPid, nPid: rec?.successor_pid ?? undefined, handoffId: up.id, record: rec };
-  await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'successor_failed', serves: 'O', load: 'no-failures' }, fig);
+  const a: Actors = { incumbentPid, successorPid: rec?.successor_pid ?? undefined, handoffId: up.id, record: rec };
+  await checkInvariants(t, c, load, a, { outcome: 'aborted', reasonKind: 'successor_failed', serves: 'incumbent', load: 'no-failures' }, fig);
 });
 
 fig.comment(t, 'setup mistakes');

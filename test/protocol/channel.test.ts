@@ -91,8 +91,8 @@ t.test('messages flow both ways, in order, with the negotiated header', async (t
   o.version = 1;
   for (const type of MESSAGE_TYPES) s.send(base(type));
   for (const type of MESSAGE_TYPES) o.send(base(type));
-  for (const type of MESSAGE_TYPES) t.strictSame(await o.receive(), base(type), `S→O ${type}`);
-  for (const type of MESSAGE_TYPES) t.strictSame(await s.receive(), base(type), `O→S ${type}`);
+  for (const type of MESSAGE_TYPES) t.strictSame(await o.receive(), base(type), `S→incumbent ${type}`);
+  for (const type of MESSAGE_TYPES) t.strictSame(await s.receive(), base(type), `incumbent→S ${type}`);
   t.notOk(s.closed || o.closed);
   s.close();
   t.equal(((await once(o, 'close')) as [ProtocolError])[0].kind, 'peer_closed');

@@ -63,7 +63,7 @@ t.test('a cold start that cannot take the lock exits non-zero without Hello', as
   await o.waitLog((l) => l.msg === 'cannot take the data-dir lock');
 });
 
-t.test('a full handoff under keep-alive load: every acknowledged write is readable from N', async (t) => {
+t.test('a full handoff under keep-alive load: every acknowledged write is readable from the successor', async (t) => {
   const c = await setup(t);
   const o = await coldIncumbent(c);
   for (let i = 0; i < 20; i++) t.equal((await request(c.listener.port, 'PUT', `/kv/before-${i}`, `v${i}`)).status, 201);
@@ -103,16 +103,16 @@ t.test('a full handoff under keep-alive load: every acknowledged write is readab
   t.ok(idEquals(ready.handoff_id, id));
   t.same(ready.listening_on, ['http']);
   t.equal(ready.healthz_ok, true);
-  t.same(ready.advertised_revision_per_shard, sealed.last_revision_per_shard, 'N replayed exactly what O sealed');
+  t.same(ready.advertised_revision_per_shard, sealed.last_revision_per_shard, 'the successor replayed exactly what the incumbent sealed');
   t.equal(lockHolder(c.layout), n.pid);
 
   o.send({ type: 'Commit', handoff_id: id });
-  t.same(await o.waitExit(), { code: 0, signal: null }, 'O exits 0 on Commit');
+  t.same(await o.waitExit(), { code: 0, signal: null }, 'the incumbent exits 0 on Commit');
 
   await load.progress(200);
   await load.stop();
   t.same(load.failures, [], `no failed request out of ${load.requests}`);
-  t.equal((await info(c.listener.port)).pid, n.pid, 'N serves');
+  t.equal((await info(c.listener.port)).pid, n.pid, 'the successor serves');
   t.equal((await info(c.listener.port)).build_id, 'kv-new');
   for (let i = 0; i < 20; i++) t.equal((await request(c.listener.port, 'GET', `/kv/before-${i}`)).body, `v${i}`);
   let checked = 0;
@@ -121,7 +121,7 @@ t.test('a full handoff under keep-alive load: every acknowledged write is readab
     if (r.body !== value) t.fail(`${key}: ${r.status} ${r.body}, wanted ${value}`);
     checked++;
   }
-  t.ok(checked >= 16, `${checked} acknowledged keys read back from N`);
+  t.ok(checked >= 16, `${checked} acknowledged keys read back from the successor`);
   t.same(checkLockTrace(readTrace(c.layout)), [], 'never two lock holders');
   t.same(
     traceEvents(c.layout).map((e) => [e.pid, e.event]),
@@ -131,12 +131,12 @@ t.test('a full handoff under keep-alive load: every acknowledged write is readab
       [n.pid, 'acquire'],
     ],
   );
-  // N is now the incumbent: it drains for the next handoff like any other.
+  // The successor is now the incumbent: it drains for the next handoff like any other.
   const id2 = newHandoffId();
   await prepare(n, id2);
   n.send({ type: 'Abort', handoff_id: id2, reason: 'operator_abort: test' });
   await n.waitLog((l) => l.msg === 'serving again');
-  t.equal((await request(c.listener.port, 'PUT', '/kv/after', 'x')).status, 201, 'N serves again after an aborted drain');
+  t.equal((await request(c.listener.port, 'PUT', '/kv/after', 'x')).status, 201, 'the successor serves again after an aborted drain');
 });
 
 t.test('SealFailed: the incumbent keeps the lock, and serves again on Abort', async (t) => {
@@ -239,15 +239,15 @@ t.test('Abort after SealComplete acts as ResumeAfterAbort; the successor rolls b
   await o.seal(id);
   n.send({ type: 'Begin', handoff_id: id });
   await n.expect('Ready');
-  t.equal((await request(c.listener.port, 'PUT', '/kv/by-n', 'n')).status, 201, 'a write accepted by N before the rollback');
-  // Rollback (say the revisions did not match): N first, then O.
+  t.equal((await request(c.listener.port, 'PUT', '/kv/by-n', 'n')).status, 201, 'a write accepted by the successor before the rollback');
+  // Rollback (say the revisions did not match): the successor first, then the incumbent.
   n.send({ type: 'Abort', handoff_id: id, reason: 'revision_mismatch: test' });
-  const nExit = await n.waitExit();
-  t.equal(nExit.code, 0, 'N exits quietly on rollback');
+  const successorExit = await n.waitExit();
+  t.equal(successorExit.code, 0, 'the successor exits quietly on rollback');
   o.send({ type: 'Abort', handoff_id: id, reason: 'revision_mismatch: test' });
   await o.waitLog((l) => l.msg === 'serving again');
   t.equal((await info(c.listener.port)).pid, o.pid);
-  t.equal((await request(c.listener.port, 'GET', '/kv/by-n')).body, 'n', 'O replayed what N wrote while it held the lock');
+  t.equal((await request(c.listener.port, 'GET', '/kv/by-n')).body, 'n', 'the incumbent replayed what the successor wrote while it held the lock');
   t.equal((await request(c.listener.port, 'PUT', '/kv/b', '2')).status, 201);
   t.equal(lockHolder(c.layout), o.pid);
   t.same(checkLockTrace(readTrace(c.layout)), []);
@@ -266,7 +266,7 @@ t.test('a successor that cannot take the lock aborts with lock_held and exits no
   t.match(abort.reason, /^lock_held: /);
   t.equal((await n.waitExit()).code, 1);
   t.equal(lockHolder(c.layout), o.pid);
-  t.equal((await info(c.listener.port)).pid, o.pid, 'only O serves');
+  t.equal((await info(c.listener.port)).pid, o.pid, 'only the incumbent serves');
 });
 
 t.test('Commit closes the store, releases the lock and exits 0', async (t) => {
@@ -287,7 +287,7 @@ t.test('a PrepareHandoff that arrives while the incumbent is still resuming wait
   await prepare(o, id);
   const m = await o.seal(id);
   t.equal(m.type, 'SealComplete');
-  // A successor that is slow to go still holds the lock: O's resume has to wait for it.
+  // A successor that is slow to go still holds the lock: the incumbent's resume has to wait for it.
   const slow = new DataDirLock(c.layout.lockPath);
   await slow.acquire();
   o.send({ type: 'ResumeAfterAbort', handoff_id: id });
@@ -295,7 +295,7 @@ t.test('a PrepareHandoff that arrives while the incumbent is still resuming wait
   o.send({ type: 'PrepareHandoff', handoff_id: id2, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 100n });
   await slow.release();
   const d = await o.expect('Drained');
-  t.equal(d.accept_closed, true, 'the next handoff went ahead once O had resumed');
+  t.equal(d.accept_closed, true, 'the next handoff went ahead once the incumbent had resumed');
   t.equal(lockHolder(c.layout), o.pid);
   await o.waitLog((l) => l.msg === 'serving again');
   o.send({ type: 'Abort', handoff_id: id2, reason: 'operator_abort: test' });

@@ -1,6 +1,6 @@
 /**
- * HttpDrain on its own: two http servers on duplicates of one listening socket play O and N;
- * 16 keep-alive clients hammer through the switch and must lose nothing.
+ * HttpDrain on its own: two http servers on duplicates of one listening socket play the incumbent
+ * and the successor; 16 keep-alive clients hammer through the switch and must lose nothing.
  */
 
 import t, { type Test } from 'tap';
@@ -64,7 +64,8 @@ t.test('16 keep-alive clients hammering through a drain lose no request', async 
   await load.progress(500);
   t.equal(drain.connections, 16, 'one keep-alive connection per client');
 
-  // O's side: stop accepting (net close: http's close would drop idle keep-alive connections), drain.
+  // The incumbent's side: stop accepting (net close: http's close would drop idle keep-alive
+  // connections), drain.
   net.Server.prototype.close.call(a);
   const drained = drain.drain(10_000);
   t.ok(drain.draining);
@@ -72,14 +73,14 @@ t.test('16 keep-alive clients hammering through a drain lose no request', async 
   t.equal(remaining, 0, 'every connection closed by itself before the grace ended');
   t.equal(drain.connections, 0);
 
-  // N's side: accept on the same socket; the clients' new connections were waiting for it.
+  // The successor's side: accept on the same socket; the clients' new connections were waiting for it.
   await listen(b, dups[1]!);
   await load.progress(500);
   await load.stop();
   t.same(load.failures, [], `no failed request out of ${load.requests}`);
   for (const [key, value] of load.acked) t.equal(data.get(`/kv/${key}`), value);
   const last = await request(l.port, 'GET', '/kv/c0-k0');
-  t.equal(last.headers['x-server'], 'B', 'N serves now');
+  t.equal(last.headers['x-server'], 'B', 'the successor serves now');
 });
 
 t.test('what the drain avoids: http.Server.close() on Node >= 19 drops idle keep-alive connections', async (t) => {

@@ -48,7 +48,7 @@ t.test('a full handoff between two services in this process', async (t) => {
   o.s.send({ type: 'Commit', handoff_id: id });
   t.equal(await o.app.waitExit(), 0);
   t.same(o.app.calls, ['open', 'seal', 'close']);
-  t.equal((await request(w.listener.port, 'GET', '/a')).body, '1', 'N serves');
+  t.equal((await request(w.listener.port, 'GET', '/a')).body, '1', 'the successor serves');
   t.same(events, ['accept-closed', 'prepare', 'drained', 'seal', 'sealed', 'begin', 'ready', 'committed', 'accept-closed']);
 });
 
@@ -302,10 +302,10 @@ t.test('protocol violations by S', async (t) => {
   t.ok(idEquals(a.handoff_id, id));
   t.match(a.reason, /^handoff_id_mismatch/);
   await o.app.waitLog('serving again');
-  t.equal(o.svc.phase, 'serving', 'unsealed O serves on without S');
+  t.equal(o.svc.phase, 'serving', 'the unsealed incumbent serves on without S');
 });
 
-t.test('deadline: O gives up waiting and tells S', async (t) => {
+t.test('deadline: the incumbent gives up waiting and tells S', async (t) => {
   const w = await world(t);
   const o = await incumbent(t, w, {}, { heartbeatTimeoutMs: 200 });
   const id = newHandoffId();

@@ -16,7 +16,7 @@ function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = []):
 
 const closed = (ch: Child): Promise<unknown> => new Promise((resolve) => (ch.channel.closed ? resolve(undefined) : ch.channel.once('close', resolve)));
 
-t.test('a wrong handoff id mid-handoff: Abort(handoff_id_mismatch), then O serves again', async (t) => {
+t.test('a wrong handoff id mid-handoff: Abort(handoff_id_mismatch), then the incumbent serves again', async (t) => {
   const c = await setup(t);
   const o = spawnKv(c, 'cold-start');
   await o.handshake(NIL_ID);
@@ -27,7 +27,7 @@ t.test('a wrong handoff id mid-handoff: Abort(handoff_id_mismatch), then O serve
   t.ok(idEquals(abort.handoff_id, id), 'the Abort names the handoff in flight');
   t.match(abort.reason, /^handoff_id_mismatch: /);
   await closed(o);
-  t.equal((await request(c.listener.port, 'PUT', '/kv/a', '1')).status, 201, 'unsealed O serves on');
+  t.equal((await request(c.listener.port, 'PUT', '/kv/a', '1')).status, 201, 'the unsealed incumbent serves on');
   t.equal(lockHolder(c.layout), o.pid);
 });
 

@@ -34,7 +34,7 @@ async function sealed(o: Child, id: HandoffId): Promise<void> {
 
 const lost = (o: Child): Promise<unknown> => o.waitLog((l) => l.msg === 'supervisor lost');
 
-t.test('O at rest: keeps serving with its lock', async (t) => {
+t.test('the incumbent at rest: keeps serving with its lock', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   o.channel.close();
@@ -44,7 +44,7 @@ t.test('O at rest: keeps serving with its lock', async (t) => {
   t.equal(lockHolder(c.layout), o.pid);
 });
 
-t.test('O draining: reopens accept and serves', async (t) => {
+t.test('the incumbent draining: reopens accept and serves', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c, ['--fault', 'slow-drain']);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -62,7 +62,7 @@ t.test('O draining: reopens accept and serves', async (t) => {
   t.equal(lockHolder(c.layout), o.pid);
 });
 
-t.test('O drained: reopens accept and serves', async (t) => {
+t.test('the incumbent drained: reopens accept and serves', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   const id = newHandoffId();
@@ -74,7 +74,7 @@ t.test('O drained: reopens accept and serves', async (t) => {
   t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200);
 });
 
-t.test('O sealed, lock free: retakes it and serves', async (t) => {
+t.test('the incumbent sealed, lock free: retakes it and serves', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   await sealed(o, newHandoffId());
@@ -87,7 +87,7 @@ t.test('O sealed, lock free: retakes it and serves', async (t) => {
   t.same(checkLockTrace(readTrace(c.layout)), []);
 });
 
-t.test('O sealed, N holds the lock: O exits, N serves', async (t) => {
+t.test('the incumbent sealed, the successor holds the lock: the incumbent exits, the successor serves', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   const id = newHandoffId();
@@ -99,7 +99,7 @@ t.test('O sealed, N holds the lock: O exits, N serves', async (t) => {
   o.channel.close();
   n.channel.close();
   const exit = await o.waitExit();
-  t.equal(exit.code, 1, 'O gives up after its bounded retry');
+  t.equal(exit.code, 1, 'the incumbent gives up after its bounded retry');
   await o.waitLog((l) => l.msg === 'cannot retake the data-dir lock (another process holds it); exiting');
   await lost(n);
   t.equal((await info(c.listener.port)).pid, n.pid);
@@ -109,7 +109,7 @@ t.test('O sealed, N holds the lock: O exits, N serves', async (t) => {
   t.same(checkLockTrace(readTrace(c.layout)), []);
 });
 
-t.test('N before Begin: exits', async (t) => {
+t.test('the successor before Begin: exits', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   const n = spawnKv(c, 'successor');
@@ -120,7 +120,7 @@ t.test('N before Begin: exits', async (t) => {
   t.equal(lockHolder(c.layout), o.pid);
 });
 
-t.test('N lost its supervisor between Begin and Ready: holds the lock and serves without Ready', async (t) => {
+t.test('the successor lost its supervisor between Begin and Ready: holds the lock and serves without Ready', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   const id = newHandoffId();
@@ -138,7 +138,7 @@ t.test('N lost its supervisor between Begin and Ready: holds the lock and serves
   t.equal(lockHolder(c.layout), n.pid);
 });
 
-t.test('N after Ready: keeps serving', async (t) => {
+t.test('the successor after Ready: keeps serving', async (t) => {
   const c = await setup(t);
   const o = await incumbent(c);
   const id = newHandoffId();
@@ -164,8 +164,8 @@ t.test('a silent supervisor (its socket still open) is not a lost one', async (t
     t.equal(l.phase, 'serving');
     t.equal((await info(c.listener.port)).pid, o.pid);
     t.equal((await request(c.listener.port, 'PUT', '/kv/k', 'v2')).status, 200, 'writing: it holds the lock');
-    // Heartbeats keep coming from O over the open channel, longer than another timeout.
-    for (let i = 0; i < 10; ) if ((await within(o.channel.receive(), 5_000, 'a heartbeat from O')).type === 'Heartbeat') i++;
+    // Heartbeats keep coming from the incumbent over the open channel, longer than another timeout.
+    for (let i = 0; i < 10; ) if ((await within(o.channel.receive(), 5_000, 'a heartbeat from the incumbent')).type === 'Heartbeat') i++;
     t.notOk(o.channel.closed, 'the channel is open');
     t.notOk(o.logs.some((x) => x.msg === 'supervisor lost'));
     o.startHeartbeats();

@@ -15,75 +15,75 @@ interface Ctx {
   env: Env;
   s: Supervisor;
   port: number;
-  oPid: number;
+  incumbentPid: number;
 }
 
-async function setup(t: Test, over: Parameters<typeof withSupervisor>[1] = {}, oFault: string[] = []): Promise<Ctx> {
-  const { env, s, port } = await withSupervisor(t, over, oFault);
+async function setup(t: Test, over: Parameters<typeof withSupervisor>[1] = {}, incumbentFault: string[] = []): Promise<Ctx> {
+  const { env, s, port } = await withSupervisor(t, over, incumbentFault);
   const put = await request(port, 'PUT', '/kv/before', 'v-before');
   t.equal(put.status < 300, true, 'a write before the handoff is acknowledged');
   const { pid } = await info(port);
-  return { env, s, port, oPid: pid };
+  return { env, s, port, incumbentPid: pid };
 }
 
-/** After a rollback: O serves with its lock, the write survived, nothing else runs, no overlap. */
-async function assertRolledBack(t: Test, c: Ctx, nPid: number | null): Promise<void> {
+/** After a rollback: the incumbent serves with its lock, the write survived, nothing else runs, no overlap. */
+async function assertRolledBack(t: Test, c: Ctx, successorPid: number | null): Promise<void> {
   await serving(c.s);
-  t.equal((await info(c.port)).pid, c.oPid, 'the incumbent still serves');
+  t.equal((await info(c.port)).pid, c.incumbentPid, 'the incumbent still serves');
   t.equal((await request(c.port, 'GET', '/kv/before')).body, 'v-before', 'the acknowledged write is readable');
   t.equal((await request(c.port, 'PUT', '/kv/after', 'v-after')).status < 300, true, 'the incumbent accepts writes again');
-  t.same(childPids(), [c.oPid], 'no child left but the incumbent');
-  if (nPid) t.notOk(isAlive(nPid), 'the successor was reaped');
-  t.equal(lockHolder(c.env), c.oPid, 'the incumbent holds the lock');
+  t.same(childPids(), [c.incumbentPid], 'no child left but the incumbent');
+  if (successorPid) t.notOk(isAlive(successorPid), 'the successor was reaped');
+  t.equal(lockHolder(c.env), c.incumbentPid, 'the incumbent holds the lock');
   t.same(checkLockTrace(readTrace(c.env)), [], 'the lock was never held by two processes');
 }
 
-async function assertRolledForward(t: Test, c: Ctx, nPid: number): Promise<void> {
+async function assertRolledForward(t: Test, c: Ctx, successorPid: number): Promise<void> {
   await serving(c.s);
-  t.equal((await info(c.port)).pid, nPid, 'the successor serves');
+  t.equal((await info(c.port)).pid, successorPid, 'the successor serves');
   t.equal((await request(c.port, 'GET', '/kv/before')).body, 'v-before', 'the acknowledged write is readable');
-  t.same(childPids(), [nPid], 'the incumbent was reaped');
-  t.notOk(isAlive(c.oPid), 'the incumbent is gone');
-  t.equal(lockHolder(c.env), nPid, 'the successor holds the lock');
+  t.same(childPids(), [successorPid], 'the incumbent was reaped');
+  t.notOk(isAlive(c.incumbentPid), 'the incumbent is gone');
+  t.equal(lockHolder(c.env), successorPid, 'the successor holds the lock');
   t.same(checkLockTrace(readTrace(c.env)), [], 'the lock was never held by two processes');
 }
 
 t.test('before Begin', async (t) => {
   for (const [name, cmd, kind] of [
-    ['N crashes before Hello', ['--fault', 'crash-before-hello'], 'successor_failed'],
-    ['N sends Hello with a pid that is not its own', null, 'pid_mismatch'],
-    ['N says Abort before Begin', null, 'successor_failed'],
-    ['N sends a malformed frame', null, 'malformed_message'],
-    ['N sends Ready before Begin', null, 'unexpected_message'],
-    ['N names another handoff id', null, 'handoff_id_mismatch'],
-    ['N never says Hello (deadline)', null, 'deadline_exceeded'],
+    ['the successor crashes before Hello', ['--fault', 'crash-before-hello'], 'successor_failed'],
+    ['the successor sends Hello with a pid that is not its own', null, 'pid_mismatch'],
+    ['the successor says Abort before Begin', null, 'successor_failed'],
+    ['the successor sends a malformed frame', null, 'malformed_message'],
+    ['the successor sends Ready before Begin', null, 'unexpected_message'],
+    ['the successor names another handoff id', null, 'handoff_id_mismatch'],
+    ['the successor never says Hello (deadline)', null, 'deadline_exceeded'],
   ] as const) {
     t.test(name, async (t) => {
       // A Ready "before Begin" must arrive before Begin: the incumbent is held in its drain so that
-      // a fast seal on a busy machine cannot get S to Begin before N's Ready is read.
-      const early = name === 'N sends Ready before Begin';
+      // a fast seal on a busy machine cannot get S to Begin before the successor's Ready is read.
+      const early = name === 'the successor sends Ready before Begin';
       const c = await setup(t, { helloTimeoutMs: 4_000, ...(early ? { drainGraceMs: 10_000 } : {}) }, early ? ['--fault', 'slow-drain'] : []);
-      const script = { 'N sends Hello with a pid that is not its own': 'wrong-pid', 'N says Abort before Begin': 'abort-before-begin', 'N sends a malformed frame': 'garbage', 'N sends Ready before Begin': 'ready-before-begin', 'N names another handoff id': 'wrong-id', 'N never says Hello (deadline)': 'silent' }[name as string];
+      const script = { 'the successor sends Hello with a pid that is not its own': 'wrong-pid', 'the successor says Abort before Begin': 'abort-before-begin', 'the successor sends a malformed frame': 'garbage', 'the successor sends Ready before Begin': 'ready-before-begin', 'the successor names another handoff id': 'wrong-id', 'the successor never says Hello (deadline)': 'silent' }[name as string];
       const rec = cmd ? await upgrade(c.s, c.env, [...cmd]) : await c.s.upgrade({ command: process.execPath, args: [RAW_PEER, script ?? 'silent'] });
       t.equal(rec.outcome, 'aborted');
       t.equal(rec.reason_kind, kind, `reason ${rec.reason}`);
-      t.same([...new Set(lockAcquirers(c.env))], [c.oPid], 'the lock never moved to N (O may have released and retaken it)');
+      t.same([...new Set(lockAcquirers(c.env))], [c.incumbentPid], 'the lock never moved to the successor (the incumbent may have released and retaken it)');
       await assertRolledBack(t, c, rec.successor_pid);
     });
   }
   t.end();
 });
 
-t.test('SealFailed: O keeps the lock and serves', async (t) => {
+t.test('SealFailed: the incumbent keeps the lock and serves', async (t) => {
   const c = await setup(t, {}, ['--fault', 'seal-fail']);
   const rec = await upgrade(c.s, c.env);
   t.equal(rec.outcome, 'aborted');
   t.equal(rec.reason_kind, 'seal_failed');
-  t.same([...new Set(lockAcquirers(c.env))], [c.oPid], 'the lock never moved to N (O may have released and retaken it)');
+  t.same([...new Set(lockAcquirers(c.env))], [c.incumbentPid], 'the lock never moved to the successor (the incumbent may have released and retaken it)');
   await assertRolledBack(t, c, rec.successor_pid);
 });
 
-t.test('O crashes before SealComplete: roll forward, revision check skipped', async (t) => {
+t.test('the incumbent crashes before SealComplete: roll forward, revision check skipped', async (t) => {
   const c = await setup(t, {}, ['--fault', 'crash-in-seal']);
   const rec = await upgrade(c.s, c.env);
   t.equal(rec.outcome, 'committed', `reason ${rec.reason}`);
@@ -92,7 +92,7 @@ t.test('O crashes before SealComplete: roll forward, revision check skipped', as
   await assertRolledForward(t, c, rec.successor_pid!);
 });
 
-t.test('O crashes after SealComplete: roll forward, revisions checked', async (t) => {
+t.test('the incumbent crashes after SealComplete: roll forward, revisions checked', async (t) => {
   const c = await setup(t, {}, ['--fault', 'crash-after-seal']);
   const rec = await upgrade(c.s, c.env);
   t.equal(rec.outcome, 'committed', `reason ${rec.reason}`);
@@ -119,7 +119,7 @@ t.test('after Begin', async (t) => {
   t.end();
 });
 
-t.test('O ignores Commit: SIGTERM, then SIGKILL', async (t) => {
+t.test('the incumbent ignores Commit: SIGTERM, then SIGKILL', async (t) => {
   const c = await setup(t, { exitTimeoutMs: 500, killAfterMs: 500 }, ['--fault', 'ignore-commit']);
   const rec = await upgrade(c.s, c.env);
   t.equal(rec.outcome, 'committed');
@@ -127,23 +127,23 @@ t.test('O ignores Commit: SIGTERM, then SIGKILL', async (t) => {
 });
 
 t.test('a silent peer is killed and handled as a crash', async (t) => {
-  t.test('N stops (SIGSTOP) after Hello: abort', async (t) => {
+  t.test('the successor stops (SIGSTOP) after Hello: abort', async (t) => {
     const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 2_000 }, ['--fault', 'slow-drain']);
     const p = upgrade(c.s, c.env);
     const e = await phaseEntered(c.s, 'drain');
-    const nPid = c.s.status().inflight?.successor_pid;
-    t.ok(nPid, `successor pid known at ${e.phase}`);
-    process.kill(nPid!, 'SIGSTOP');
+    const successorPid = c.s.status().inflight?.successor_pid;
+    t.ok(successorPid, `successor pid known at ${e.phase}`);
+    process.kill(successorPid!, 'SIGSTOP');
     const rec = await p;
     t.equal(rec.outcome, 'aborted');
     t.equal(rec.reason_kind, 'heartbeat_timeout', `reason ${rec.reason}`);
-    await assertRolledBack(t, c, nPid!);
+    await assertRolledBack(t, c, successorPid!);
   });
-  t.test('O stops (SIGSTOP) while draining: roll forward', async (t) => {
+  t.test('the incumbent stops (SIGSTOP) while draining: roll forward', async (t) => {
     const c = await setup(t, { drainGraceMs: 10_000, deadlineMs: 20_000, heartbeatTimeoutMs: 2_000 }, ['--fault', 'slow-drain']);
     const p = upgrade(c.s, c.env);
     await phaseEntered(c.s, 'drain');
-    process.kill(c.oPid, 'SIGSTOP');
+    process.kill(c.incumbentPid, 'SIGSTOP');
     const rec = await p;
     t.equal(rec.outcome, 'committed', `reason ${rec.reason}`);
     t.equal(rec.rolled_forward, true);
@@ -188,12 +188,12 @@ t.test('operator abort during drain', async (t) => {
 
 t.test("an incumbent's Drained that crosses S's Abort is not held against it", async (t) => {
   const { env, s } = await withSupervisor(t, { listen: [], args: [path.join(ROOT, 'test/supervisor/fixtures/raw-incumbent.mjs')] });
-  const oPid = s.status().incumbent!.pid;
+  const incumbentPid = s.status().incumbent!.pid;
   const rec = await s.upgrade({ command: process.execPath, args: [RAW_PEER, 'abort-before-begin'] });
   t.equal(rec.outcome, 'aborted');
   await logLine(env, /late message of an ended handoff ignored/);
-  t.equal(s.status().incumbent?.pid, oPid, 'the same incumbent');
-  t.ok(isAlive(oPid), 'still alive');
+  t.equal(s.status().incumbent?.pid, incumbentPid, 'the same incumbent');
+  t.ok(isAlive(incumbentPid), 'still alive');
   t.equal(s.status().incumbent_restarts, 0, 'not restarted');
   t.equal(s.state, 'serving');
 });

@@ -222,10 +222,10 @@ t.test('item 3: a supervisor stall at rest and mid-handoff blames nobody', async
   t.equal(early, undefined, `the handoff reached drain (it ended first: ${JSON.stringify(early)})`);
   t.equal(s.status().last_failure, null, 'the incumbent was not taken down at rest');
   t.equal(restarts(s).length, 0, 'no restart');
-  stall(3_000); // mid-handoff: O drains and waits for SealRequest while S is not running
+  stall(3_000); // mid-handoff: the incumbent drains and waits for SealRequest while S is not running
   const rec = await p;
-  // O cannot tell a stopped S from a dead one: past its heartbeat timeout it calls the handoff off
-  // itself and serves on. Either way S killed nobody for the time it did not run.
+  // The incumbent cannot tell a stopped S from a dead one: past its heartbeat timeout it calls the
+  // handoff off itself and serves on. Either way S killed nobody for the time it did not run.
   if (rec.outcome === 'aborted') {
     // Both parties judged S's silence while it was stopped; whose Abort S reads first is the order
     // of two sockets in one poll: either is right, as long as the incumbent serves on.

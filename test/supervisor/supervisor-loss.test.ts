@@ -79,7 +79,7 @@ function isZombie(pid: number): boolean {
   }
 }
 
-async function started(t: Test, kvExtra: string[] = []): Promise<{ env: Env; s: RemoteSupervisor; port: number; oPid: number; orphans: Set<number> }> {
+async function started(t: Test, kvExtra: string[] = []): Promise<{ env: Env; s: RemoteSupervisor; port: number; incumbentPid: number; orphans: Set<number> }> {
   const env = makeEnv('handoff-sloss-');
   const s = new RemoteSupervisor(env, kvExtra);
   const orphans = new Set<number>();
@@ -90,48 +90,49 @@ async function started(t: Test, kvExtra: string[] = []): Promise<{ env: Env; s: 
   });
   const ready = await s.wait((l) => l.ev === 'ready');
   const port = Number(/:(\d+)$/.exec(ready.status!.listeners[0]!.address)![1]);
-  const oPid = ready.status!.incumbent!.pid;
-  orphans.add(oPid);
+  const incumbentPid = ready.status!.incumbent!.pid;
+  orphans.add(incumbentPid);
   t.equal((await request(port, 'PUT', '/kv/k', 'v1')).status < 300, true, 'write acknowledged');
-  return { env, s, port, oPid, orphans };
+  return { env, s, port, incumbentPid, orphans };
 }
 
 t.test('S dies at rest: the incumbent keeps serving', async (t) => {
   const c = await started(t);
   await c.s.kill();
-  t.equal((await info(c.port)).pid, c.oPid, 'the incumbent serves without its supervisor');
+  t.equal((await info(c.port)).pid, c.incumbentPid, 'the incumbent serves without its supervisor');
   t.equal((await request(c.port, 'GET', '/kv/k')).body, 'v1');
-  t.equal(lockHolder(c.env), c.oPid);
+  t.equal(lockHolder(c.env), c.incumbentPid);
 });
 
-t.test('S dies during drain: N (no Begin) exits, O reopens accept', async (t) => {
+t.test('S dies during drain: the successor (no Begin) exits, the incumbent reopens accept', async (t) => {
   const c = await started(t, ['--fault', 'slow-drain']);
   c.s.upgrade(kvArgs(c.env));
   const drain = await c.s.wait((l) => l.ev === 'handoff' && l.phase === 'drain');
-  const nPid = drain.successor_pid!;
-  c.orphans.add(nPid);
+  const successorPid = drain.successor_pid!;
+  c.orphans.add(successorPid);
   await c.s.kill();
-  t.ok(await gone(nPid), 'the successor exits');
-  t.equal((await info(c.port)).pid, c.oPid, 'the incumbent serves again');
+  t.ok(await gone(successorPid), 'the successor exits');
+  t.equal((await info(c.port)).pid, c.incumbentPid, 'the incumbent serves again');
   t.equal((await request(c.port, 'GET', '/kv/k')).body, 'v1');
-  t.equal(lockHolder(c.env), c.oPid);
+  t.equal(lockHolder(c.env), c.incumbentPid);
   t.same(checkLockTrace(readTrace(c.env)), []);
 });
 
-t.test('S dies right after Begin: exactly one of O and N serves, never both writing', async (t) => {
+t.test('S dies right after Begin: exactly one of the incumbent and the successor serves, never both writing', async (t) => {
   const c = await started(t);
   c.s.upgrade(kvArgs(c.env));
   const begin = await c.s.wait((l) => l.ev === 'handoff' && l.phase === 'begin');
-  const nPid = begin.successor_pid!;
-  c.orphans.add(nPid);
+  const successorPid = begin.successor_pid!;
+  c.orphans.add(successorPid);
   await c.s.kill();
-  // O sealed: it tries to retake the lock for a bounded time and exits when N holds it (or N loses).
+  // The incumbent sealed: it tries to retake the lock for a bounded time and exits when the
+  // successor holds it (or the successor loses).
   const until = Date.now() + 30_000;
-  while (Date.now() < until && isAlive(c.oPid) && !isZombie(c.oPid) && isAlive(nPid) && !isZombie(nPid)) await new Promise((r) => setTimeout(r, 25));
-  const oLives = isAlive(c.oPid) && !isZombie(c.oPid);
-  const nLives = isAlive(nPid) && !isZombie(nPid);
-  t.equal(Number(oLives) + Number(nLives), 1, `exactly one survives (O ${oLives}, N ${nLives})`);
-  const survivor = oLives ? c.oPid : nPid;
+  while (Date.now() < until && isAlive(c.incumbentPid) && !isZombie(c.incumbentPid) && isAlive(successorPid) && !isZombie(successorPid)) await new Promise((r) => setTimeout(r, 25));
+  const incumbentLives = isAlive(c.incumbentPid) && !isZombie(c.incumbentPid);
+  const successorLives = isAlive(successorPid) && !isZombie(successorPid);
+  t.equal(Number(incumbentLives) + Number(successorLives), 1, `exactly one survives (incumbent ${incumbentLives}, successor ${successorLives})`);
+  const survivor = incumbentLives ? c.incumbentPid : successorPid;
   t.equal((await info(c.port)).pid, survivor, 'the survivor serves');
   t.equal((await request(c.port, 'GET', '/kv/k')).body, 'v1', 'the acknowledged write survived');
   t.equal(lockHolder(c.env), survivor, 'the survivor holds the lock');
