@@ -932,7 +932,7 @@ async function main(): Promise<number> {
         const ph = (n: string): number => rec.phases.find((p) => p.phase === n)?.ms ?? 0;
         const ok = worst <= fc.blackout;
         T.push({
-          what: 'blackout ≤ control\'s + the handoff\'s own seal + begin (N\'s lock, open, accept)',
+          what: 'blackout ≤ control\'s + the handoff\'s own seal + begin (the successor\'s lock, open, accept)',
           target: `excess over seal + begin ≤ ${fmtMs(fc.blackout)}`,
           measured: `worst: handoff ${at + 1}, ${fmtMs(fh.perWindow[at]!)} = seal ${fmtMs(ph('seal'))} + begin ${fmtMs(ph('begin'))} + ${fmtMs(worst)} (its drain: ${fmtMs(ph('drain'))})`,
           met: ok,

@@ -90,7 +90,7 @@ async function main(): Promise<number> {
   const phaseNames: HandoffPhase[] = [];
   for (const r of records) for (const p of r.phases) if (!phaseNames.includes(p.phase)) phaseNames.push(p.phase);
   const phaseStats: Array<[string, Summary]> = phaseNames.map((name) => [name, summarize(records.flatMap((r) => r.phases.filter((p) => p.phase === name).map((p) => p.ms)))]);
-  // From O's PrepareHandoff to N's Ready nobody accepts: new connections wait in the kernel backlog.
+  // From the incumbent's PrepareHandoff to the successor's Ready nobody accepts: new connections wait in the kernel backlog.
   const gap = (r: HandoffRecord): number => r.phases.filter((p) => p.phase === 'drain' || p.phase === 'seal' || p.phase === 'begin').reduce((a, p) => a + p.ms, 0);
   phaseStats.push(['drain + seal + begin (accept paused)', summarize(records.map(gap))]);
   phaseStats.push(['total', summarize(records.map((r) => r.total_ms))]);
