@@ -114,7 +114,10 @@ function readConfig(file: string): Record<string, unknown> {
   try {
     v = JSON.parse(text);
   } catch (err) {
-    throw usageError(`config file ${file} is not valid JSON: ${(err as Error).message.split('\n')[0] ?? ''}`);
+    // V8's message quotes the text around the error, and the file may hold secrets: this message
+    // also reaches admin API clients (a reload's invalid_config). Say where, not what.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw usageError(`config file ${file} is not valid JSON${at === undefined ? '' : ` (at ${lineColumn(text, Number(at))})`}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw usageError(`config file ${file} must hold a JSON object`);
   const obj = v as Record<string, unknown>;
@@ -300,4 +303,11 @@ export function childEnvironment(env: NodeJS.ProcessEnv, log?: { level: string; 
     out['HANDOFF_LOG_FORMAT'] = log.format;
   }
   return out;
+}
+
+/** `line L, column C` (1-based) of a character offset in `text`. */
+function lineColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return `line ${line}, column ${offset - before.lastIndexOf('\n')}`;
 }

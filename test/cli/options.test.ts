@@ -211,6 +211,8 @@ t.test('run settings: every mistake is a usage error (exit 2) with one clear lin
     [[{}, ['x'], { HANDOFF_VERBOSE: 'maybe' }], /HANDOFF_VERBOSE: expected a boolean/],
     [[{ config: path.join(dir, 'missing.json') }, ['x'], {}], /cannot read config file .*ENOENT/],
     [[{ config: write('bad.json', '{') }, ['x'], {}], /is not valid JSON/],
+    // Says where, never what: the file may hold secrets, and a reload's error reaches API clients.
+    [[{ config: write('secret.json', '{\n  "env": "TOKEN=hunter2" oops\n}') }, ['x'], {}], /^config file \S+secret\.json is not valid JSON \(at line 2, column \d+\)$/],
     [[{ config: write('arr.json', '[]') }, ['x'], {}], /must hold a JSON object/],
     [[{ config: write('unk.json', '{"drainGrace": "1s"}') }, ['x'], {}], /unknown key 'drainGrace'/],
     [[{ config: write('type.json', '{"deadline": true}') }, ['x'], {}], /'deadline' must be a duration/],
