@@ -13,6 +13,7 @@ import type { Test } from 'tap';
 import type { SupervisorStatus } from '../../src/supervisor/types.js';
 import { tmpdir as tmpdirOf } from '../lib/tmpdir.js';
 import { within } from '../lib/within.js';
+import { adminRequest } from '../lib/admin.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/handoff');
@@ -222,18 +223,7 @@ export function httpGet(port: number, p: string): Promise<{ status: number; body
 }
 
 /** An admin request over the socket with a raw body. */
-export function admin(sock: string, method: string, p: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: sock, method, path: p, agent: false, headers: body !== undefined ? { 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+export const admin = (sock: string, method: string, p: string, body?: string): Promise<{ status: number; body: string }> => adminRequest(sock, method, p, body);
 
 /** True while `pid` runs (a zombie waiting for its reaper counts as gone). */
 export function pidAlive(pid: number): boolean {

@@ -27,6 +27,7 @@ import { checkLockTrace, readLockTrace } from '../../src/shared/lock.js';
 import type { HandoffEvent, HandoffRecord, SupervisorStatus } from '../../src/supervisor/types.js';
 import { childPids, procState } from '../lib/proc.js';
 import { lockHolder, type Env } from '../supervisor/harness.js';
+import { adminRequest as sharedAdminRequest } from '../lib/admin.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/handoff');
@@ -288,18 +289,7 @@ export async function startForeign(c: Case, build = 'foreign'): Promise<{ proc: 
 // --- the admin API -------------------------------------------------------------------------------
 
 export function adminRequest(sock: string, method: string, p: string, body?: string, ms = 15_000): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: sock, method, path: p, agent: false, headers: body !== undefined ? { 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(ms, () => req.destroy(new Error(`admin ${method} ${p} timed out`)));
-    req.end(body);
-  });
+  return sharedAdminRequest(sock, method, p, body, ms);
 }
 
 export async function status(c: Case): Promise<SupervisorStatus> {

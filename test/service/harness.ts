@@ -15,20 +15,14 @@ import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import { Channel, PROTO_MAX, PROTO_MIN, type HandoffId, type Message, type MessageOf, type MessageType } from '../../src/protocol/index.js';
+import { within } from '../../src/testing/service-under-test.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const KV_MAIN = path.join(ROOT, 'dist/examples/kv/main.js');
 export const PEER = path.join(ROOT, 'test/fixtures/raw-peer.mjs');
 
-/** Rejects after `ms` with `what`; the timer does not keep the process alive. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
+/** Rejects after `ms` with `what` (one definition: the test double's). */
+export { within };
 
 export interface RawListener {
   fd: number;
