@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { newHandoffId, type HandoffId } from '../../src/protocol/index.js';
 import { isLockHeld } from '../../src/shared/lock.js';
 import { request } from './harness.js';
-import { drained, incumbent, sealed, spawnSvc, world, type Proc, type World } from './inproc.js';
+import { HOLDING_THE_LOCK, drained, incumbent, sealed, spawnSvc, world, type Proc, type ReachPhase, type World } from './inproc.js';
 
 const REASON = 'unexpected_message: test';
 
@@ -75,27 +75,8 @@ t.test('a successor rolls back and exits 0', async (t) => {
 });
 
 t.test('an incumbent serves again with its lock', async (t) => {
-  const cases: Array<[string, (p: Proc, id: HandoffId) => Promise<void>, string[]]> = [
-    [
-      'draining',
-      async (p, id) => {
-        p.s.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 60_000n });
-        await p.app.waitLog('preparing: accept closed, draining');
-      },
-      ['open'],
-    ],
-    ['drained', (p, id) => drained(p, id), ['open']],
-    [
-      'seal-failed',
-      async (p, id) => {
-        p.app.fail.seal = new Error('nope');
-        await drained(p, id);
-        p.s.send({ type: 'SealRequest', handoff_id: id });
-        await p.s.expect('SealFailed');
-        p.app.fail.seal = undefined;
-      },
-      ['open', 'seal', 'resume'],
-    ],
+  const cases: ReachPhase[] = [
+    ...HOLDING_THE_LOCK,
     [
       'sealing',
       async (p, id) => {

@@ -301,3 +301,30 @@ export async function sealed(p: Proc, id: HandoffId): Promise<MessageOf<'SealCom
   p.s.send({ type: 'SealRequest', handoff_id: id });
   return p.s.expect('SealComplete');
 }
+
+/** A phase an incumbent reaches, how to get it there, and the hooks it has called by then. */
+export type ReachPhase = [string, (p: Proc, id: HandoffId) => Promise<void>, string[]];
+
+/** The phases of a handoff in which the incumbent still holds the lock (before its seal). */
+export const HOLDING_THE_LOCK: readonly ReachPhase[] = [
+    [
+      'draining',
+      async (p, id) => {
+        p.s.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 60_000n });
+        await p.app.waitLog('preparing: accept closed, draining');
+      },
+      ['open'],
+    ],
+    ['drained', (p, id) => drained(p, id), ['open']],
+    [
+      'seal-failed',
+      async (p, id) => {
+        p.app.fail.seal = new Error('nope');
+        await drained(p, id);
+        p.s.send({ type: 'SealRequest', handoff_id: id });
+        await p.s.expect('SealFailed');
+        p.app.fail.seal = undefined;
+      },
+      ['open', 'seal', 'resume'],
+    ],
+];

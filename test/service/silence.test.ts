@@ -8,7 +8,7 @@ import t, { type Test } from 'tap';
 import { idEquals, newHandoffId, type HandoffId, type MessageOf } from '../../src/protocol/index.js';
 import { DataDirLock, isLockHeld } from '../../src/shared/lock.js';
 import { request, within } from './harness.js';
-import { drained, incumbent, sealed, spawnSvc, world, type Log, type Proc } from './inproc.js';
+import { HOLDING_THE_LOCK, drained, incumbent, sealed, spawnSvc, world, type Log, type Proc } from './inproc.js';
 
 /** Short timings: S's 50 ms heartbeats, silence judged after 300 ms. */
 const FAST = { heartbeatTimeoutMs: 300 };
@@ -92,28 +92,7 @@ t.test('a successor before Begin leaves (it holds nothing)', async (t) => {
 });
 
 t.test('incumbent holding the lock mid-handoff: Abort(heartbeat_timeout) to S, serve again, channel kept', async (t) => {
-  const cases: Array<[string, (p: Proc, id: HandoffId) => Promise<void>, string[]]> = [
-    [
-      'draining',
-      async (p, id) => {
-        p.s.send({ type: 'PrepareHandoff', handoff_id: id, successor_pid: 1, deadline_ms: 30_000n, drain_grace_ms: 60_000n });
-        await p.app.waitLog('preparing: accept closed, draining');
-      },
-      ['open'],
-    ],
-    ['drained', (p, id) => drained(p, id), ['open']],
-    [
-      'seal-failed',
-      async (p, id) => {
-        p.app.fail.seal = new Error('nope');
-        await drained(p, id);
-        p.s.send({ type: 'SealRequest', handoff_id: id });
-        await p.s.expect('SealFailed');
-        p.app.fail.seal = undefined;
-      },
-      ['open', 'seal', 'resume'],
-    ],
-  ];
+  const cases = HOLDING_THE_LOCK;
   for (const [phase, reach, calls] of cases) {
     t.test(phase, async (t) => {
       const w = await world(t);
@@ -205,7 +184,8 @@ t.test('sealed, lock free: retaken, then Abort(heartbeat_timeout), serve again',
   await nextHandoffWorks(t, o);
 });
 
-t.test('sealed, the successor holds the lock: exit, and no Abort to S', async (t) => {
+/** An incumbent that sealed, the lock taken by a successor, then S silent past the timeout. */
+async function sealedSuccessorHoldsLock(t: Test): Promise<{ o: Proc; id: HandoffId; n: DataDirLock }> {
   const w = await world(t);
   const o = await incumbent(t, w, {}, FAST);
   const id = newHandoffId();
@@ -214,19 +194,17 @@ t.test('sealed, the successor holds the lock: exit, and no Abort to S', async (t
   await n.acquire();
   t.teardown(() => n.release());
   await pause(o);
+  return { o, id, n };
+}
+
+t.test('sealed, the successor holds the lock: exit, and no Abort to S', async (t) => {
+  const { o } = await sealedSuccessorHoldsLock(t);
   t.equal(await o.app.waitExit(), 1);
   await t.rejects(o.s.next(), /end of stream|closed/, 'nothing but heartbeats before the channel closed');
 });
 
 t.test('sealed, the successor holds the lock, S comes back with Commit while the lock is retried: commit', async (t) => {
-  const w = await world(t);
-  const o = await incumbent(t, w, {}, FAST);
-  const id = newHandoffId();
-  await sealed(o, id);
-  const n = new DataDirLock(w.lockPath);
-  await n.acquire();
-  t.teardown(() => n.release());
-  await pause(o);
+  const { o, id, n } = await sealedSuccessorHoldsLock(t);
   // S read the successor's Ready before anything the incumbent said about the silence.
   o.s.speak();
   o.s.send({ type: 'Commit', handoff_id: id });

@@ -4,9 +4,9 @@
  * test's hooks) and with real kv processes under keep-alive load.
  */
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import http from 'node:http';
-import { NIL_ID, newHandoffId } from '../../src/protocol/index.js';
+import { NIL_ID, newHandoffId, type HandoffId } from '../../src/protocol/index.js';
 import { checkLockTrace, isLockHeld } from '../../src/shared/lock.js';
 import { Child, Hammer, info, lockHolder, prepare, readTrace, request, setup, within, type Ctx } from './harness.js';
 import { incumbent, sealed, spawnSvc, world } from './inproc.js';
@@ -145,15 +145,21 @@ function spawnKv(c: Ctx, role: 'cold-start' | 'successor', args: string[] = [], 
   return ch;
 }
 
+/** A kv incumbent serving 8 keep-alive clients, and the id of the handoff about to start. */
+async function servingUnderLoad(t: Test): Promise<{ c: Ctx; o: Child; load: Hammer; id: HandoffId }> {
+  const c = await setup(t);
+  const o = spawnKv(c, 'cold-start', ['--build-id', 'kv-old']);
+  await o.handshake(NIL_ID);
+  const load = new Hammer(c.listener.port, 8);
+  t.teardown(() => load.stop());
+  await load.progress(100);
+  const id = newHandoffId();
+  return { c, o, load, id };
+}
+
 t.test('kv processes under keep-alive load', async (t) => {
   t.test('a successor rolled back after Ready drains: no failed request, no lost write', async (t) => {
-    const c = await setup(t);
-    const o = spawnKv(c, 'cold-start', ['--build-id', 'kv-old']);
-    await o.handshake(NIL_ID);
-    const load = new Hammer(c.listener.port, 8);
-    t.teardown(() => load.stop());
-    await load.progress(100);
-    const id = newHandoffId();
+    const { c, o, load, id } = await servingUnderLoad(t);
     const n = spawnKv(c, 'successor', ['--build-id', 'kv-new'], { HANDOFF_DRAIN_GRACE_MS: '5000' });
     await n.handshake(id);
     await prepare(o, id, n.pid);
@@ -182,13 +188,7 @@ t.test('kv processes under keep-alive load', async (t) => {
   });
 
   t.test('an unhealthy successor answers nothing; its rollback costs no request', async (t) => {
-    const c = await setup(t);
-    const o = spawnKv(c, 'cold-start', ['--build-id', 'kv-old']);
-    await o.handshake(NIL_ID);
-    const load = new Hammer(c.listener.port, 8);
-    t.teardown(() => load.stop());
-    await load.progress(100);
-    const id = newHandoffId();
+    const { c, o, load, id } = await servingUnderLoad(t);
     const n = spawnKv(c, 'successor', ['--build-id', 'kv-bad', '--fault', 'unhealthy']);
     await n.handshake(id);
     await prepare(o, id, n.pid);
